@@ -1,0 +1,3 @@
+from anigan.cli import main
+
+main()

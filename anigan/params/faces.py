@@ -1,0 +1,18 @@
+"""faces: detect anime faces, crop them square with a margin, resize."""
+
+from dataclasses import dataclass
+
+from anigan.params.schema import param
+
+
+@dataclass(frozen=True)
+class FacesParams:
+    detector: str = param("animeface", choices=("animeface", "cascade"), help="face detector")
+    cascade_path: str | None = param(None, help="OpenCV cascade XML for detector: cascade")
+    min_face_size: int = param(48, min=8, help="faces with a smaller box side are dropped (px in the source)")
+    score_threshold: float = param(0.5, min=0.0, max=1.0, help="minimum detector likelihood")
+    margin: float = param(0.25, min=0.0, max=2.0, help="crop margin around the box, as a share of its side")
+    size: int = param(128, choices=(32, 64, 128, 256), help="side of the saved square crops in px")
+    border: str = param("shift", choices=("skip", "pad", "shift"), help="a crop past the image edge: skip it, pad it, or shift it inside")
+    max_faces: int = param(8, min=1, help="at most this many faces per image (highest scores first)")
+    workers: int = param(0, min=0, help="worker processes; 0 means all cores")

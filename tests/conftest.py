@@ -1,0 +1,1 @@
+"""Shared fixtures: the demo booru, generated raw folders, tiny packed datasets."""
