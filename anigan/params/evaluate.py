@@ -7,8 +7,17 @@ from anigan.params.schema import param
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    seed: int = param(0, min=0, help="seed of the generated samples")
+    seed: int = param(0, min=0, help="seed of the generated samples and of every sampled subset")
     num_samples: int = param(256, min=2, help="generated samples to score")
-    inception_weights: str = param("models/pt_inception-2015-12-05-6726825d.pth", help="local FID Inception weights; FID/KID are skipped when absent")
-    batch_size: int = param(64, min=1, help="batch size for feature extraction")
+    checkpoint: str | None = param(None, help="checkpoint to score; null means <paths.train_run>/checkpoints/latest.pt")
+    inception_weights: str = param(
+        "models/weights-inception-2015-12-05-6726825d.pth",
+        help="torch-fidelity's FID Inception weights file; FID/KID are skipped when it is absent",
+    )
+    kid_subsets: int = param(100, min=1, help="random subsets averaged for KID")
+    kid_subset_size: int = param(1000, min=2, help="images per KID subset (capped at the smaller set)")
+    msssim_pairs: int = param(2000, min=1, help="random sample pairs averaged for MS-SSIM diversity")
+    face_upscale: int = param(256, min=32, help="side images are upscaled to before animeface looks for a face")
+    nn_pairs: int = param(8, min=0, help="nearest-neighbour pairs shown in the report")
+    batch_size: int = param(64, min=1, help="batch size for generation and feature extraction")
     device: str = param("auto", choices=("auto", "cuda", "cpu", "mps"), help="auto picks cuda, then mps, then cpu")
