@@ -1,0 +1,149 @@
+"""Training checkpoints: written atomically, read back with `torch.load(weights_only=True)`.
+
+A checkpoint is one `.pt` file holding only tensors, numbers, strings, lists and dicts:
+
+    meta           dict: format, nz, ngf, ndf, image_size, iteration, loss, ema, run (what
+                   defines the run: widths, lr, seed, dataset digest...)
+    generator      state_dict of train.models.Generator
+    generator_ema  state_dict of the averaged generator, or None when train.ema is off
+    discriminator  state_dict of train.models.Discriminator (returns raw logits)
+    optimizer_g, optimizer_d   Adam state_dicts
+    processes      per training process: the batch sampler's state and the noise generator state
+    rng            the global torch (and CUDA) RNG states
+
+`runs/train/checkpoints/latest.pt` is always the newest; `step_NNNNNN.pt` are periodic snapshots.
+Other stages use `load_generator` and `load_discriminator`; they never need the training code.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from anigan.errors import UserError
+from anigan.files import atomic_write_bytes
+from train.models import Discriminator, Generator
+
+log = logging.getLogger(__name__)
+
+FORMAT = "anigan-dcgan/1"
+LATEST = "latest.pt"
+SNAPSHOT = re.compile(r"^step_(\d{6,})\.pt$")
+
+
+def snapshot_name(iteration: int) -> str:
+    return f"step_{iteration:06d}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a reader sees the old file or the new one, never half of one."""
+    buffer = io.BytesIO()
+    torch.save({**state, "meta": {**state["meta"], "format": FORMAT}}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_snapshot(checkpoint_dir: str | os.PathLike, iteration: int, keep: int) -> None:
+    """Keep a copy of latest.pt as step_NNNNNN.pt and drop all but the `keep` newest snapshots.
+
+    The copy is a hard link where the file system allows it: latest.pt is later replaced by a
+    rename, so the snapshot keeps the old contents without writing them twice.
+    """
+    directory = Path(checkpoint_dir)
+    if keep > 0:
+        target = directory / snapshot_name(iteration)
+        tmp = directory / f".{target.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(directory / LATEST, tmp)
+        except OSError:
+            atomic_write_bytes(tmp, (directory / LATEST).read_bytes())
+        os.replace(tmp, target)
+    snapshots = sorted(list_snapshots(directory), reverse=True)
+    for _, old in snapshots[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def list_snapshots(checkpoint_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(iteration, path) of the periodic snapshots in a folder, oldest first."""
+    directory = Path(checkpoint_dir)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := SNAPSHOT.match(p.name))]
+    return sorted(found)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file from a file path, a checkpoints folder or a training run folder (its latest.pt)."""
+    path = Path(path)
+    for candidate in (path, path / LATEST, path / "checkpoints" / LATEST):
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"{path}: no checkpoint there (looked for the file, {LATEST} and checkpoints/{LATEST}); train first")
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with `weights_only=True` (no code runs from the file) and check its format."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable checkpoint ({first_line})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) or state["meta"].get("format") != FORMAT:
+        raise UserError(f"{path}: not an anigan DCGAN checkpoint (expected format {FORMAT})")
+    return state
+
+
+def _public_meta(state: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(state["meta"])
+    meta["has_ema"] = state.get("generator_ema") is not None
+    return meta
+
+
+def _load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: Path, what: str) -> None:
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        raise UserError(f"{path}: the {what} weights do not fit the network the checkpoint describes ({str(e).splitlines()[0]})") from None
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict[str, Any]]:
+    """The trained generator from a checkpoint, on `device` and in eval mode, with the checkpoint's meta.
+
+    `path` may be a checkpoint file, a checkpoints folder or a run folder (then its latest.pt).
+    The EMA weights are used when the checkpoint has them (unless `ema=False`). The generator maps
+    noise `torch.randn(n, meta["nz"], 1, 1)` to images (n, 3, S, S) in [-1, 1], S = meta["image_size"].
+    meta holds nz, ngf, ndf, image_size, iteration, loss, has_ema, weights ("ema" or "generator"),
+    and run (the settings that defined the training run).
+    """
+    path = resolve_checkpoint(path)
+    state = read_checkpoint(path)
+    meta = _public_meta(state)
+    generator = Generator(meta["nz"], meta["ngf"], meta["image_size"])
+    use_ema = ema and meta["has_ema"]
+    _load_weights(generator, state["generator_ema"] if use_ema else state["generator"], path, "generator")
+    meta["weights"] = "ema" if use_ema else "generator"
+    return generator.to(device).eval(), meta
+
+
+def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Discriminator, dict[str, Any]]:
+    """The trained discriminator from a checkpoint, on `device` and in eval mode, with the checkpoint's meta.
+
+    It maps images (n, 3, S, S) scaled to [-1, 1] to one raw logit per image (n,); higher means
+    "looks like the training set" (sigmoid of it is D's probability under the bce loss). Comparing
+    its scores on train and test images shows how much the discriminator memorised.
+    """
+    path = resolve_checkpoint(path)
+    state = read_checkpoint(path)
+    meta = _public_meta(state)
+    discriminator = Discriminator(meta["ndf"], meta["image_size"])
+    _load_weights(discriminator, state["discriminator"], path, "discriminator")
+    return discriminator.to(device).eval(), meta

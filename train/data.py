@@ -1,0 +1,146 @@
+"""The packed training set and the batches drawn from it, with no per-image Python work.
+
+`train.npy` (uint8, N x S x S x 3) is read once. When it fits it is copied to the training
+device whole, and every batch is drawn there: shuffled epochs, random horizontal flips and the
+scaling to [-1, 1] are a handful of tensor operations on the device. A set too big for the device
+stays memory-mapped on the host and only each batch is gathered and sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from anigan.errors import UserError
+from train.models import IMAGE_SIZES
+
+log = logging.getLogger(__name__)
+
+TRAIN_FILE = "train.npy"
+
+
+def load_images(dataset_dir: str | os.PathLike, name: str = TRAIN_FILE) -> np.ndarray:
+    """Memory-map a packed image array and check it is uint8 (N, S, S, 3) with S in 32, 64, 128."""
+    path = Path(dataset_dir) / name
+    if not path.is_file():
+        raise UserError(f"{path}: no packed images here; run the split stage first (`anigan split` or `dvc repro split`)")
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"{path}: not a readable .npy array ({e}); rerun the split stage") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
+        raise UserError(f"{path}: expected uint8 images of shape (N, S, S, 3), got {images.dtype} {images.shape}")
+    if images.shape[1] not in IMAGE_SIZES:
+        raise UserError(f"{path}: image side {images.shape[1]} is not one of {', '.join(map(str, IMAGE_SIZES))}")
+    if images.shape[0] == 0:
+        raise UserError(f"{path}: the training set is empty; the earlier stages kept no faces")
+    return images
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes: tells a checkpoint which training set it was trained on."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fits_on_device(nbytes: int, device: torch.device, policy: str = "auto") -> bool:
+    """Whether to copy the whole set to the device: 'always', 'never', or 'auto' (under half the free memory)."""
+    if policy != "auto":
+        return policy == "always"
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return nbytes < free // 2
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return True
+    return nbytes < total // 4
+
+
+class BatchSource:
+    """Endless training batches (B, 3, S, S) in [-1, 1] drawn on the device from uint8 images.
+
+    Each epoch visits every image once in a random order; each image is flipped left-right with
+    probability 1/2. All randomness comes from one torch.Generator seeded by `seed`, and
+    `state_dict()` captures it with the position in the epoch, so a resumed run draws exactly
+    the batches an uninterrupted one would.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        batch_size: int,
+        device: torch.device,
+        seed: int,
+        channels_last: bool = False,
+        on_device: bool = True,
+    ) -> None:
+        self.batch_size = batch_size
+        self.device = device
+        self.channels_last = channels_last
+        self.count = len(images)
+        self.on_device = on_device
+        if on_device:
+            self.images = torch.from_numpy(np.array(images)).to(device)  # a writable copy in memory
+            index_device = device
+        else:
+            self.images = images  # memory-mapped; each batch is gathered on the host
+            index_device = torch.device("cpu")
+        self.generator = torch.Generator(device=index_device)
+        self.generator.manual_seed(seed)
+        self.order = torch.empty(0, dtype=torch.long, device=index_device)
+        self.position = 0
+        log.info(
+            "%d training images of %dx%d %s",
+            self.count, images.shape[1], images.shape[2],
+            f"held on {device}" if on_device else "memory-mapped on the host",
+        )
+
+    def _next_indices(self) -> torch.Tensor:
+        parts, needed = [], self.batch_size
+        while needed:
+            if self.position >= len(self.order):
+                self.order = torch.randperm(self.count, generator=self.generator, device=self.generator.device)
+                self.position = 0
+            take = min(needed, len(self.order) - self.position)
+            parts.append(self.order[self.position : self.position + take])
+            self.position += take
+            needed -= take
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def next(self) -> torch.Tensor:
+        """The next batch, float32 in [-1, 1], on the device (channels-last strides if asked)."""
+        indices = self._next_indices()
+        flip = torch.rand(self.batch_size, generator=self.generator, device=self.generator.device) < 0.5
+        if self.on_device:
+            batch = self.images[indices]
+        else:
+            batch = torch.from_numpy(np.ascontiguousarray(self.images[indices.numpy()]))
+            if self.device.type == "cuda":
+                batch = batch.pin_memory()
+            batch = batch.to(self.device, non_blocking=True)
+            flip = flip.to(self.device, non_blocking=True)
+        # Images are (B, H, W, 3): dim 2 is the width.
+        batch = torch.where(flip[:, None, None, None], batch.flip(2), batch)
+        # Permuting HWC to CHW gives channels-last strides for free; .float() keeps them.
+        images = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        return images if self.channels_last else images.contiguous()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state: generator, current epoch order and position (CPU tensors and ints)."""
+        return {"generator": self.generator.get_state(), "order": self.order.cpu(), "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where `state_dict()` was taken."""
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].to(self.generator.device)
+        self.position = int(state["position"])

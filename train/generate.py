@@ -1,0 +1,73 @@
+"""`anigan generate`: faces from a trained generator, as one grid PNG and/or a folder of single PNGs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from anigan.errors import UserError
+from train.checkpoint import load_generator, resolve_checkpoint
+from train.runtime import pick_device
+from train.samples import fixed_noise, generate, image_grid, write_png
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateSummary:
+    checkpoint: str
+    iteration: int
+    weights: str  # "ema" or "generator"
+    count: int
+    image_size: int
+    seed: int
+    device: str
+    grid: str | None
+    folder: str | None
+
+
+def run_generate(
+    checkpoint: str | Path,
+    *,
+    count: int = 64,
+    seed: int = 0,
+    grid: str | Path | None = None,
+    folder: str | Path | None = None,
+    device: str = "auto",
+    ema: bool = True,
+    columns: int | None = None,
+) -> GenerateSummary:
+    """Draw `count` faces from noise seeded by `seed`; write a grid PNG (`grid`) and/or single PNGs (`folder`).
+
+    The noise is drawn on the CPU, so one seed gives the same faces on any device. Single files
+    are named `<seed>_<index>.png`, so several seeds can share a folder.
+    """
+    if grid is None and folder is None:
+        raise UserError("nothing to write: give --out GRID.png, --out-dir FOLDER, or both")
+    if count < 1:
+        raise UserError(f"--n = {count}: must be at least 1")
+    if grid is not None and Path(grid).suffix.lower() != ".png":
+        raise UserError(f"--out {grid}: the grid is written as PNG; name it *.png (use --out-dir for a folder)")
+    path = resolve_checkpoint(checkpoint)
+    torch_device = pick_device(device)
+    generator, meta = load_generator(path, torch_device, ema=ema)
+    images = generate(generator, fixed_noise(count, meta["nz"], seed), torch_device)
+    if grid is not None:
+        write_png(grid, image_grid(images, columns))
+    if folder is not None:
+        folder = Path(folder)
+        for i, image in enumerate(images):
+            write_png(folder / f"{seed}_{i:04d}.png", image)
+    log.info("%d faces from %s (iteration %d, %s weights)", count, path, meta["iteration"], meta["weights"])
+    return GenerateSummary(
+        checkpoint=str(path),
+        iteration=meta["iteration"],
+        weights=meta["weights"],
+        count=count,
+        image_size=meta["image_size"],
+        seed=seed,
+        device=str(torch_device),
+        grid=str(grid) if grid is not None else None,
+        folder=str(folder) if folder is not None else None,
+    )

@@ -1,0 +1,504 @@
+"""The training loop: `run_train(params) -> TrainSummary`.
+
+One step (`train_step`) updates the discriminator on a real and a generated batch, then the
+generator, entirely on the device: losses are summed into a device tensor and read back only
+every `log_every` steps, so the host never waits for the device in between. Around the steps,
+`Trainer` handles resuming, DVCLive logging, sample grids, checkpoints, NaN detection, signals
+and, under torchrun, DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from anigan.errors import UserError
+from anigan.params import Params
+from anigan.params.train import TrainParams
+from train import checkpoint as ckpt
+from train.data import TRAIN_FILE, BatchSource, file_digest, fits_on_device, load_images
+from train.ema import EMA
+from train.live import MetricsLog
+from train.losses import fake_loss, generator_loss, real_loss
+from train.models import Discriminator, Generator, build_models
+from train.runtime import ProcessGroup, StopRequest, derive_seed, deterministic_mode, process_group, stop_on_signals
+from train.samples import fixed_noise, generate, image_grid, write_gif, write_png
+
+log = logging.getLogger(__name__)
+
+METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # the order of the per-step stats vector
+SAMPLE_GRID = 64  # fixed noise vectors in each sample grid (8 x 8)
+SAMPLE_FILE = "step_{:06d}.png"
+
+
+class TrainingDiverged(UserError):
+    """A loss or weight became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the run after a checkpoint was written; running again resumes."""
+
+    def __init__(self, signal_name: str, signum: int, iteration: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped by {signal_name} at iteration {iteration}; checkpoint {checkpoint}; run again to resume")
+        self.signal_name, self.signum, self.iteration, self.checkpoint = signal_name, signum, iteration, checkpoint
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports every `log_every` steps (to draw a progress bar)."""
+
+    iteration: int
+    iterations: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    run_dir: str
+    checkpoint: str
+    device: str
+    world_size: int
+    train_images: int
+    image_size: int
+    resumed_from: int  # 0 for a fresh run
+    iteration: int
+    images_per_second: float  # over the steps this run took (all processes)
+    metrics: dict[str, float]  # the last logged window
+    samples_written: int
+    gif: str | None
+
+
+@dataclass
+class Nets:
+    """The networks and optimizers of one run; `*_step` are the wrapped (DDP / compiled) modules the step calls."""
+
+    generator: Generator
+    discriminator: Discriminator
+    generator_step: nn.Module
+    discriminator_step: nn.Module
+    optimizer_g: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer
+    ema: EMA | None
+
+
+def _no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
+    """Skip DDP's gradient all-reduce for a backward whose gradients are summed with a later one."""
+    ddp = getattr(module, "_orig_mod", module)
+    return ddp.no_sync() if isinstance(ddp, DistributedDataParallel) else contextlib.nullcontext()
+
+
+def train_step(nets: Nets, real: torch.Tensor, z: torch.Tensor, loss: str, amp: bool, distributed: bool) -> torch.Tensor:
+    """One DCGAN step: D on a real and a generated batch, then G. Returns stats (METRICS order) on the device.
+
+    Nothing here reads a value back to the host. D sees real and generated images in separate
+    forward passes as in the paper (its batch norm keeps their statistics apart), each followed
+    by its backward so DDP all-reduces D's gradients once, after both.
+    """
+    device_type = real.device.type
+    autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+    with autocast():
+        fake = nets.generator_step(z)
+
+    nets.optimizer_d.zero_grad(set_to_none=True)
+    with _no_sync(nets.discriminator_step):
+        with autocast():
+            real_logits = nets.discriminator_step(real)
+        loss_real = real_loss(real_logits, loss)
+        loss_real.backward()
+    with autocast():
+        fake_logits = nets.discriminator_step(fake.detach())
+    loss_fake = fake_loss(fake_logits, loss)
+    loss_fake.backward()
+    nets.optimizer_d.step()
+
+    nets.optimizer_g.zero_grad(set_to_none=True)
+    # G's step needs gradients through D, not for D's weights: freezing them skips that work.
+    # DDP must not see requires_grad change, so there D's local gradients are left unsynced.
+    frozen = contextlib.nullcontext() if distributed else _frozen(nets.discriminator)
+    with frozen, _no_sync(nets.discriminator_step):
+        with autocast():
+            g_logits = nets.discriminator_step(fake)
+        loss_g = generator_loss(g_logits, loss)
+        loss_g.backward()
+    nets.optimizer_g.step()
+
+    with torch.no_grad():
+        return torch.stack([
+            loss_real + loss_fake,
+            loss_g,
+            torch.sigmoid(real_logits.float()).mean(),
+            torch.sigmoid(fake_logits.float()).mean(),
+        ])
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
+
+
+def run_identity(p: TrainParams, image_size: int, dataset_sha256: str) -> dict[str, Any]:
+    """The settings that define a run: a checkpoint made with others is not resumed but started over.
+
+    Speed-only settings (device, amp, compile, intervals) and `iterations` are left out, so a
+    finished run can be extended by raising `iterations`.
+    """
+    keys = ("nz", "ngf", "ndf", "lr", "beta1", "beta2", "batch_size", "loss", "seed", "ema", "ema_decay")
+    return {**{k: getattr(p, k) for k in keys}, "image_size": image_size, "dataset_sha256": dataset_sha256}
+
+
+def run_train(
+    params: Params,
+    *,
+    dataset_dir: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    fresh: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TrainSummary:
+    """Train the DCGAN on `<dataset_dir>/train.npy`, writing checkpoints, samples, GIF and DVCLive logs to `run_dir`.
+
+    Resumes from `run_dir/checkpoints/latest.pt` when it was made by the same run settings
+    (see `run_identity`), unless `fresh`. Under torchrun (WORLD_SIZE > 1) each process joins the
+    process group and trains its share; only rank 0 writes files and calls `on_progress`.
+    Raises TrainingDiverged on a NaN/inf loss, TrainingInterrupted after SIGINT/SIGTERM.
+    """
+    dataset_dir = Path(dataset_dir if dataset_dir is not None else params.paths.dataset)
+    run_dir = Path(run_dir if run_dir is not None else params.paths.train_run)
+    images = load_images(dataset_dir)
+    dataset_sha256 = file_digest(dataset_dir / TRAIN_FILE)
+    with process_group(params.train.device) as (group, device), deterministic_mode(params.train.deterministic, device), stop_on_signals() as stop:
+        trainer = Trainer(params.train, images, dataset_sha256, run_dir, group, device, stop, on_progress)
+        return trainer.run(fresh)
+
+
+class Trainer:
+    """The state of one training run around `train_step`; `run_train` is the way to use it."""
+
+    def __init__(
+        self,
+        p: TrainParams,
+        images: np.ndarray,
+        dataset_sha256: str,
+        run_dir: Path,
+        group: ProcessGroup,
+        device: torch.device,
+        stop: StopRequest,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> None:
+        self.p, self.group, self.device, self.stop, self.on_progress = p, group, device, stop, on_progress
+        self.image_size = images.shape[1]
+        self.train_images = len(images)
+        self.identity = run_identity(p, self.image_size, dataset_sha256)
+        self.run_dir = run_dir
+        self.checkpoint_dir = run_dir / "checkpoints"
+        self.samples_dir = run_dir / "samples"
+        self.latest = self.checkpoint_dir / ckpt.LATEST
+        self.amp = p.amp and device.type == "cuda"
+
+        self.nets = self._build_nets()
+        on_device = fits_on_device(images.nbytes, device, p.data_on_device)
+        self.batches = BatchSource(
+            images, p.batch_size, device, derive_seed(p.seed, "batches", group.rank), p.channels_last, on_device
+        )
+        self.noise = torch.Generator(device=device)
+        self.noise.manual_seed(derive_seed(p.seed, "noise", group.rank))
+        self.sample_noise = fixed_noise(SAMPLE_GRID, p.nz, derive_seed(p.seed, "samples"))
+
+        self.iteration = 0
+        self.window = torch.zeros(len(METRICS), device=device)
+        self.window_steps = 0
+        self.last_metrics: dict[str, float] = {}
+        self.last_good: int | None = None  # iteration of the newest checkpoint on disk
+        self.samples_written = 0
+        self.live: MetricsLog | None = None
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _build_nets(self) -> Nets:
+        p, device = self.p, self.device
+        generator, discriminator = build_models(p.nz, p.ngf, p.ndf, self.image_size, derive_seed(p.seed, "weights"))
+        memory_format = torch.channels_last if p.channels_last else torch.contiguous_format
+        generator = generator.to(device, memory_format=memory_format)
+        discriminator = discriminator.to(device, memory_format=memory_format)
+        generator_step: nn.Module = generator
+        discriminator_step: nn.Module = discriminator
+        if self.group.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            generator_step = DistributedDataParallel(generator, device_ids=ids)
+            discriminator_step = DistributedDataParallel(discriminator, device_ids=ids)
+        if p.compile:
+            generator_step = torch.compile(generator_step)
+            discriminator_step = torch.compile(discriminator_step)
+        # Fused Adam is one kernel per step on CUDA; elsewhere the default implementation.
+        fused = True if device.type == "cuda" else None
+        optimizer_g = torch.optim.Adam(generator.parameters(), lr=p.lr, betas=(p.beta1, p.beta2), fused=fused)
+        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=p.lr, betas=(p.beta1, p.beta2), fused=fused)
+        ema = EMA(generator, p.ema_decay) if p.ema else None
+        return Nets(generator, discriminator, generator_step, discriminator_step, optimizer_g, optimizer_d, ema)
+
+    def _resumable_state(self, fresh: bool) -> dict[str, Any] | None:
+        """The checkpoint to resume from, or None to start over (and why, in the log)."""
+        if fresh or not self.latest.is_file():
+            return None
+        try:
+            state = ckpt.read_checkpoint(self.latest)
+        except UserError as e:
+            raise UserError(f"{e}; remove it or train with --fresh to start over") from None
+        meta = state["meta"]
+        changed = sorted(k for k in self.identity if meta.get("run", {}).get(k) != self.identity[k])
+        if changed:
+            log.warning("%s was trained with other settings (%s); starting over", self.latest, ", ".join(changed))
+            return None
+        if meta["iteration"] > self.p.iterations:
+            log.warning("%s is at iteration %d, past iterations = %d; starting over", self.latest, meta["iteration"], self.p.iterations)
+            return None
+        return state
+
+    def _clear_outputs(self) -> None:
+        """A fresh start removes what an earlier run left: its checkpoints, sample grids and GIF."""
+        for path in [self.latest, *(p for _, p in ckpt.list_snapshots(self.checkpoint_dir)), self.run_dir / "progress.gif"]:
+            path.unlink(missing_ok=True)
+        if self.samples_dir.is_dir():
+            for sample in self.samples_dir.glob("step_*.png"):
+                sample.unlink()
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        nets = self.nets
+        nets.generator.load_state_dict(state["generator"])
+        nets.discriminator.load_state_dict(state["discriminator"])
+        nets.optimizer_g.load_state_dict(state["optimizer_g"])
+        nets.optimizer_d.load_state_dict(state["optimizer_d"])
+        if nets.ema is not None and state.get("generator_ema") is not None:
+            nets.ema.model.load_state_dict(state["generator_ema"])
+        elif nets.ema is not None:
+            nets.ema.model.load_state_dict(state["generator"])
+        processes = state.get("processes") or []
+        if len(processes) == self.group.world_size:
+            mine = processes[self.group.rank]
+            self.batches.load_state_dict(mine["batches"])
+            self.noise.set_state(mine["noise"])
+        else:
+            # Another number of processes trained so far: continue with fresh streams for this one.
+            iteration = state["meta"]["iteration"]
+            log.warning("resuming with %d processes where %d trained; batches will differ from an uninterrupted run", self.group.world_size, len(processes))
+            self.batches.generator.manual_seed(derive_seed(self.p.seed, f"batches@{iteration}", self.group.rank))
+            self.noise.manual_seed(derive_seed(self.p.seed, f"noise@{iteration}", self.group.rank))
+        rng = state.get("rng") or {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if self.device.type == "cuda" and len(rng.get("cuda", [])) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.iteration = self.last_good = state["meta"]["iteration"]
+
+    def _drop_samples_after(self, iteration: int) -> None:
+        if self.samples_dir.is_dir():
+            for sample in self.samples_dir.glob("step_*.png"):
+                if int(sample.stem.split("_")[1]) > iteration:
+                    sample.unlink()
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self, fresh: bool) -> TrainSummary:
+        state = self._resumable_state(fresh)
+        if self.group.distributed:
+            dist.barrier()  # every process has read latest.pt before rank 0 may clear it
+        if state is not None:
+            self._restore(state)
+            log.info("resuming %s from iteration %d", self.run_dir, self.iteration)
+        resumed_from = self.iteration
+        if self.group.is_main:
+            if state is None:
+                self._clear_outputs()
+            else:
+                self._drop_samples_after(self.iteration)
+            self.live = MetricsLog(self.run_dir / "dvclive", resume_from=self.iteration if state is not None else None, params=dataclasses.asdict(self.p))
+        if self.group.distributed:
+            dist.barrier()
+        try:
+            if state is None:
+                self._sample()  # iteration 0: what the untrained generator draws
+            started = time.perf_counter()
+            self._train()
+            elapsed = time.perf_counter() - started
+            self._finish()
+        finally:
+            if self.live is not None:
+                self.live.close()
+        trained = (self.iteration - resumed_from) * self.p.batch_size * self.group.world_size
+        gif = self.run_dir / "progress.gif"
+        return TrainSummary(
+            run_dir=str(self.run_dir),
+            checkpoint=str(self.latest),
+            device=str(self.device),
+            world_size=self.group.world_size,
+            train_images=self.train_images,
+            image_size=self.image_size,
+            resumed_from=resumed_from,
+            iteration=self.iteration,
+            images_per_second=trained / elapsed if trained and elapsed > 0 else 0.0,
+            metrics=dict(self.last_metrics),
+            samples_written=self.samples_written,
+            gif=str(gif) if gif.is_file() else None,
+        )
+
+    def _train(self) -> None:
+        p = self.p
+        window_started, window_from = time.perf_counter(), self.iteration
+        while self.iteration < p.iterations:
+            self.iteration += 1
+            it = self.iteration
+            real = self.batches.next()
+            z = torch.randn(p.batch_size, p.nz, 1, 1, device=self.device, generator=self.noise)
+            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed)
+            if self.nets.ema is not None:
+                self.nets.ema.update(self.nets.generator, it)
+            self.window_steps += 1
+
+            checkpoint_due = it % p.checkpoint_every == 0 or it == p.iterations
+            # Single process: a signal is seen at once. Several: only at log points, where all agree.
+            local_stop = self.stop.requested and not self.group.distributed
+            read = it % p.log_every == 0 or checkpoint_due or local_stop
+            if read and self._read_window(window_from, window_started):
+                self._checkpoint()
+                raise TrainingInterrupted(self.stop.name or "a signal", self.stop.signum or 0, it, self.latest)
+            if it % p.sample_every == 0:
+                self._sample()
+            if checkpoint_due:
+                self._checkpoint()
+            if read:  # the next window's speed counts training only, not this sample or checkpoint
+                window_started, window_from = time.perf_counter(), it
+
+    def _read_window(self, window_from: int, window_started: float) -> bool:
+        """Read the summed stats back (the only host sync), check them, log them; returns 'stop now'."""
+        totals = torch.cat([self.window, torch.tensor([1.0 if self.stop.requested else 0.0], device=self.device)])
+        if self.group.distributed:
+            dist.all_reduce(totals)  # every process sees the same means, so all decide alike
+        values = totals.tolist()
+        steps = self.window_steps * self.group.world_size
+        means = {name: values[i] / steps for i, name in enumerate(METRICS)}
+        self.window.zero_()
+        self.window_steps = 0
+        bad = [name for name, v in means.items() if not math.isfinite(v)]
+        if bad:
+            self._diverged(f"{', '.join(bad)} became {means[bad[0]]} between iterations {window_from + 1} and {self.iteration}")
+        elapsed = time.perf_counter() - window_started
+        images = (self.iteration - window_from) * self.p.batch_size * self.group.world_size
+        metrics = {
+            **means,
+            "images_per_second": images / elapsed if elapsed > 0 else 0.0,
+            "lr": self.nets.optimizer_g.param_groups[0]["lr"],
+        }
+        self.last_metrics = metrics
+        if self.live is not None:
+            self.live.log_metrics(self.iteration, metrics)
+        if self.on_progress is not None and self.group.is_main:
+            self.on_progress(Progress(self.iteration, self.p.iterations, metrics))
+        log.info("iteration %d: %s", self.iteration, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        return values[len(METRICS)] > 0
+
+    def _diverged(self, what: str) -> None:
+        if self.last_good is not None:
+            kept = f"the last good checkpoint is {self.latest} (iteration {self.last_good}), left as it was"
+        else:
+            kept = "no checkpoint had been written yet"
+        raise TrainingDiverged(
+            f"training diverged: {what}; {kept}. Lower the learning rate (lr = {self.p.lr:g}) or try loss: hinge"
+        )
+
+    def _weights_finite(self) -> bool:
+        tensors = [*self.nets.generator.parameters(), *self.nets.discriminator.parameters()]
+        return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+
+    def _checkpoint(self) -> None:
+        """Write latest.pt (rank 0) with every process's sampler and noise state; never a non-finite one."""
+        if self.last_good == self.iteration and self.latest.is_file():
+            return
+        if not self._weights_finite():
+            self._diverged(f"a weight became NaN or infinite by iteration {self.iteration}")
+        mine = {"batches": self.batches.state_dict(), "noise": self.noise.get_state()}
+        if self.group.distributed:
+            gathered: list[Any] | None = [None] * self.group.world_size if self.group.is_main else None
+            dist.gather_object(mine, gathered, dst=0)
+            processes = gathered
+        else:
+            processes = [mine]
+        if self.group.is_main:
+            ckpt.save_checkpoint(self.latest, self._state(processes))
+            ckpt.save_snapshot(self.checkpoint_dir, self.iteration, self.p.keep_checkpoints)
+            log.info("checkpoint at iteration %d: %s", self.iteration, self.latest)
+        self.last_good = self.iteration
+        if self.group.distributed:
+            dist.barrier()
+
+    def _state(self, processes: list[Any] | None) -> dict[str, Any]:
+        nets, p = self.nets, self.p
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "meta": {
+                "nz": p.nz,
+                "ngf": p.ngf,
+                "ndf": p.ndf,
+                "image_size": self.image_size,
+                "iteration": self.iteration,
+                "loss": p.loss,
+                "ema": nets.ema is not None,
+                "train_images": self.train_images,
+                "world_size": self.group.world_size,
+                "run": self.identity,
+            },
+            "generator": nets.generator.state_dict(),
+            "generator_ema": nets.ema.model.state_dict() if nets.ema is not None else None,
+            "discriminator": nets.discriminator.state_dict(),
+            "optimizer_g": nets.optimizer_g.state_dict(),
+            "optimizer_d": nets.optimizer_d.state_dict(),
+            "processes": processes,
+            "rng": rng,
+        }
+
+    def _sample_model(self) -> nn.Module:
+        return self.nets.ema.model if self.nets.ema is not None else self.nets.generator
+
+    def _sample(self) -> None:
+        """Save the grid of the fixed noise at this iteration (rank 0); the models stay as they were."""
+        if not self.group.is_main:
+            return
+        model = self._sample_model()
+        was_training = model.training
+        model.eval()
+        try:
+            images = generate(model, self.sample_noise, self.device, amp=self.amp)
+        finally:
+            model.train(was_training)
+        grid = image_grid(images, columns=8)
+        write_png(self.samples_dir / SAMPLE_FILE.format(self.iteration), grid)
+        self.samples_written += 1
+        if self.live is not None:
+            self.live.log_image(self.iteration, "samples.png", grid)
+
+    def _finish(self) -> None:
+        """The end of the run: a last grid and checkpoint if the intervals missed them, then the GIF."""
+        if self.group.is_main and not (self.samples_dir / SAMPLE_FILE.format(self.iteration)).is_file():
+            self._sample()
+        self._checkpoint()
+        if self.group.is_main:
+            frames = sorted(self.samples_dir.glob("step_*.png"))
+            captioned = [(f"step {int(f.stem.split('_')[1])}", f) for f in frames]
+            write_gif(self.run_dir / "progress.gif", captioned)
