@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-site": ("crawler.demo.cli:demo_site", "The demo booru: generate it or serve it on loopback."),
     "dedupe": ("preprocess.dedupe:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
     "split": ("preprocess.split:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
+    "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
+    "generate": ("train.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
 }
 
 

@@ -1,0 +1,102 @@
+"""`anigan train` and `anigan generate`: parse options, call run_train / run_generate, print the summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from anigan.cli import AniganContext, pass_anigan
+
+
+@click.command("train")
+@click.option("--iterations", type=int, default=None, help="Training steps [iterations].")
+@click.option("--lr", type=float, default=None, help="Adam learning rate [lr].")
+@click.option("--batch-size", type=int, default=None, help="Images per step on each process [train.batch_size].")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default=None, help="Where to train [train.device].")
+@click.option("--dataset", "dataset_dir", type=click.Path(file_okay=False), default=None, help="Folder with train.npy [paths.dataset].")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None, help="Output folder [paths.train_run].")
+@click.option("--fresh", is_flag=True, help="Start over even if a checkpoint of this run exists.")
+@pass_anigan
+def train_command(
+    ctx: AniganContext,
+    iterations: int | None,
+    lr: float | None,
+    batch_size: int | None,
+    device: str | None,
+    dataset_dir: str | None,
+    run_dir: str | None,
+    fresh: bool,
+) -> None:
+    """Train the DCGAN on the packed faces; resumes from the last checkpoint of the same run.
+
+    Under `torchrun --nproc-per-node N -m anigan train` each process trains on its own batches
+    with DistributedDataParallel. Ctrl-C (or SIGTERM) writes a checkpoint and stops.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.loop import TrainingInterrupted, run_train
+
+    params = ctx.params(
+        **{"train.iterations": iterations, "lr": lr, "train.batch_size": batch_size, "train.device": device}
+    )
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("train", total=params.train.iterations, status="")
+
+        def show(progress):
+            m = progress.metrics
+            status = f"loss_D {m['loss_D']:.3f} loss_G {m['loss_G']:.3f} {m['images_per_second']:.0f} img/s"
+            bar.update(task, completed=progress.iteration, status=status)
+
+        try:
+            summary = run_train(params, dataset_dir=dataset_dir, run_dir=run_dir, fresh=fresh, on_progress=show)
+        except TrainingInterrupted as stopped:
+            bar.stop()
+            click.echo(str(stopped), err=True)
+            sys.exit(128 + stopped.signum if stopped.signum else 1)
+    started = f"resumed from iteration {summary.resumed_from}" if summary.resumed_from else "fresh start"
+    m = summary.metrics
+    click.echo(
+        f"trained to iteration {summary.iteration} ({started}) on {summary.train_images} faces of "
+        f"{summary.image_size}x{summary.image_size}, {summary.device} x{summary.world_size}, "
+        f"{summary.images_per_second:.0f} images/s"
+    )
+    if m:
+        click.echo(f"last losses: loss_D {m['loss_D']:.3f}, loss_G {m['loss_G']:.3f}, D(x) {m['D_x']:.3f}, D(G(z)) {m['D_G_z']:.3f}")
+    click.echo(f"checkpoint {summary.checkpoint}; samples and progress GIF in {summary.run_dir}")
+
+
+@click.command("generate")
+@click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint file or run folder [paths.train_run]/checkpoints/latest.pt.")
+@click.option("--n", "count", type=int, default=64, show_default=True, help="How many faces.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed: the same seed gives the same faces.")
+@click.option("--out", "grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here (*.png).")
+@click.option("--out-dir", "folder", type=click.Path(file_okay=False), default=None, help="Write each face as its own PNG here.")
+@click.option("--columns", type=int, default=None, help="Grid width in faces (default: square).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default="auto", show_default=True)
+@click.option("--no-ema", is_flag=True, help="Use the raw generator weights instead of their moving average.")
+@pass_anigan
+def generate_command(
+    ctx: AniganContext,
+    checkpoint: str | None,
+    count: int,
+    seed: int,
+    grid: str | None,
+    folder: str | None,
+    columns: int | None,
+    device: str,
+    no_ema: bool,
+) -> None:
+    """Draw faces from a trained generator: a grid PNG and/or a folder of single PNGs."""
+    from train.generate import run_generate
+
+    if checkpoint is None:
+        checkpoint = str(Path(ctx.params().paths.train_run) / "checkpoints")
+    summary = run_generate(checkpoint, count=count, seed=seed, grid=grid, folder=folder, device=device, ema=not no_ema, columns=columns)
+    where = " and ".join(x for x in (summary.grid, summary.folder and f"{summary.folder}/") if x)
+    click.echo(
+        f"{summary.count} faces of {summary.image_size}x{summary.image_size} from {summary.checkpoint} "
+        f"(iteration {summary.iteration}, {summary.weights} weights, seed {summary.seed}) -> {where}"
+    )
