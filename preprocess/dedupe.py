@@ -1,0 +1,294 @@
+"""`anigan dedupe`: group exact and near-duplicate faces and keep one face per group.
+
+Exact duplicates have identical decoded pixels (however the files were encoded); near duplicates
+have 64-bit perceptual hashes at most `dedupe.max_distance` bits apart (re-encoded, resized or
+slightly shifted copies). Both relations are joined into groups, and each group keeps one face:
+the one from the largest source image (width x height in the raw manifest), then with the largest
+face box, then the highest detector score, then the smallest face ID.
+
+Reads `<faces>/manifest.jsonl` and `<faces>/images/`, and `<raw>/manifest.jsonl` when present
+(source sizes). Writes `<dedup>/manifest.jsonl` (every face: phash, group_id, kept, dup_kind),
+`<dedup>/rejects.jsonl` (faces whose file cannot be used), `<dedup>/dedupe.json` (summary) and
+`<dedup>/hashes.jsonl`, a cache of hashes by file content: a killed or repeated run hashes only
+files it has not seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from anigan.cli import AniganContext, pass_anigan
+from anigan.errors import UserError
+from anigan.files import append_jsonl, read_jsonl, write_json, write_jsonl
+from anigan.params import Params
+from preprocess.groups import components, same_key_edges
+from preprocess.hamming_index import iter_distinct_pairs, popcount64
+from preprocess.phash import FaceHash, UnreadableImage, from_hex, hash_files, to_hex
+
+log = logging.getLogger(__name__)
+
+BATCH = 256  # faces per hashing task: big enough for a vectorised DCT, small enough to show progress
+HASH_VERSION = "phash-dct32-8x8-v1"  # bump when the hash recipe changes: cached hashes are then recomputed
+_SAFE_FACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class DedupeSummary:
+    """What `anigan dedupe` did; `metrics()` is what goes to dedupe.json."""
+
+    faces: int
+    kept: int
+    removed_by_kind: dict[str, int]
+    duplicate_groups: int
+    largest_group: int
+    skipped: dict[str, int]
+    max_distance: int
+    hashes_reused: int = 0
+    output: str = ""
+
+    @property
+    def removed(self) -> int:
+        return sum(self.removed_by_kind.values())
+
+    def metrics(self) -> dict[str, Any]:
+        """The deterministic part of the summary (no timings, no cache counts), for DVC metrics."""
+        return {
+            "faces": self.faces,
+            "groups": self.kept,
+            "kept": self.kept,
+            "removed": self.removed,
+            "removed_by_kind": dict(self.removed_by_kind),
+            "duplicate_groups": self.duplicate_groups,
+            "largest_group": self.largest_group,
+            "skipped": dict(self.skipped),
+            "max_distance": self.max_distance,
+        }
+
+
+def resolve_workers(workers: int) -> int:
+    """`workers: 0` means every core this process may use."""
+    if workers > 0:
+        return workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def load_face_records(faces_dir: Path) -> tuple[list[dict], list[dict]]:
+    """The faces manifest as records sorted by face_id (first record of a repeated ID wins), and rejects."""
+    manifest = faces_dir / "manifest.jsonl"
+    if not manifest.exists():
+        raise UserError(f"{manifest} not found: run `anigan faces` first")
+    faces: dict[str, dict] = {}
+    rejects: list[dict] = []
+    for record in read_jsonl(manifest):
+        fid = record.get("face_id")
+        if not isinstance(fid, str) or not _SAFE_FACE_ID.match(fid):
+            rejects.append({"face_id": fid, "reason": "bad_face_id", "detail": "face_id missing or not a plain file name"})
+            continue
+        if fid in faces:
+            log.warning("face %s is listed twice in %s; using the first record", fid, manifest)
+            continue
+        faces[fid] = record
+    return [faces[k] for k in sorted(faces)], rejects
+
+
+def load_source_pixels(raw_manifest: Path) -> dict[str, int]:
+    """image_id -> width x height from the raw manifest; empty when there is none (all sources rank equal)."""
+    if not raw_manifest.exists():
+        log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
+        return {}
+    pixels = {}
+    for record in read_jsonl(raw_manifest):
+        try:
+            pixels[record["image_id"]] = int(record["width"]) * int(record["height"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return pixels
+
+
+def load_hash_cache(path: Path) -> dict[str, FaceHash]:
+    """face_id -> the last hashes recorded for it with the current recipe."""
+    cache = {}
+    for record in read_jsonl(path, missing_ok=True):
+        if record.get("hash") == HASH_VERSION:
+            cache[record["face_id"]] = FaceHash(record["file_sha256"], from_hex(record["phash"]), record["pixel_sha256"])
+    return cache
+
+
+def _cache_record(face_id: str, h: FaceHash) -> dict:
+    return {"face_id": face_id, "hash": HASH_VERSION, "file_sha256": h.file_sha256, "phash": to_hex(h.phash), "pixel_sha256": h.pixel_sha256}
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def hash_faces(
+    paths: list[str],
+    known: list[FaceHash | None],
+    workers: int,
+    on_batch: Callable[[int, list[FaceHash | UnreadableImage]], None],
+) -> list[FaceHash | UnreadableImage]:
+    """Hash face files in batches, over `workers` processes; `on_batch(start, results)` sees each batch as it lands."""
+    results: list[FaceHash | UnreadableImage] = []
+    path_batches = list(_batches(paths, BATCH))
+    known_batches = list(_batches(known, BATCH))
+    if workers <= 1 or len(path_batches) <= 1:
+        mapped: Iterator = map(hash_files, path_batches, known_batches)
+        pool = None
+    else:
+        # spawn: a fresh interpreter per worker, safe whatever threads the parent runs (progress bars)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(path_batches)), mp_context=multiprocessing.get_context("spawn"))
+        mapped = pool.map(hash_files, path_batches, known_batches)
+    try:
+        for batch in mapped:
+            on_batch(len(results), batch)
+            results.extend(batch)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return results
+
+
+def group_faces(phashes: np.ndarray, pixel_shas: list[str], max_distance: int) -> np.ndarray:
+    """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
+    distinct, inverse = np.unique(phashes, return_inverse=True)
+    # one representative face per distinct hash carries that hash's near pairs
+    first_of = np.full(len(distinct), len(phashes), dtype=np.int64)
+    np.minimum.at(first_of, inverse, np.arange(len(phashes)))
+
+    def edges() -> Iterator[np.ndarray]:
+        yield same_key_edges(pixel_shas)
+        yield same_key_edges(inverse.tolist())
+        for pairs in iter_distinct_pairs(distinct, max_distance):
+            yield first_of[pairs]
+
+    return components(len(phashes), edges())
+
+
+def representative_rank(record: dict, source_pixels: dict[str, int]) -> tuple:
+    """Sort key: the first face of a group by this key is kept (largest source, box, score; then smallest ID)."""
+    box = record.get("box") or [0, 0, 0, 0]
+    try:
+        box_area = int(box[2]) * int(box[3])
+    except (IndexError, TypeError, ValueError):
+        box_area = 0
+    score = record.get("score")
+    score = float(score) if isinstance(score, (int, float)) else 0.0
+    return (-source_pixels.get(record.get("image_id"), 0), -box_area, -score, record["face_id"])
+
+
+def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = None) -> DedupeSummary:
+    """Hash, group and choose representatives for every face; write the dedup folder. `progress(done, total)` per batch."""
+    faces_dir, out = Path(params.paths.faces), Path(params.paths.dedup)
+    max_distance = params.dedupe.max_distance
+    records, rejects = load_face_records(faces_dir)
+    source_pixels = load_source_pixels(Path(params.paths.raw) / "manifest.jsonl")
+    cache_path = out / "hashes.jsonl"
+    cache = load_hash_cache(cache_path)
+
+    paths = [str(faces_dir / "images" / f"{r['face_id']}.png") for r in records]
+    known = [cache.get(r["face_id"]) for r in records]
+    reused = 0
+
+    def on_batch(start: int, batch: list[FaceHash | UnreadableImage]) -> None:
+        nonlocal reused
+        fresh = []
+        for k, result in enumerate(batch):
+            if isinstance(result, FaceHash):
+                if result is known[start + k]:
+                    reused += 1
+                else:
+                    fresh.append(_cache_record(records[start + k]["face_id"], result))
+        append_jsonl(cache_path, fresh)  # a killed run keeps every finished batch
+        if progress:
+            progress(start + len(batch), len(records))
+
+    results = hash_faces(paths, known, resolve_workers(params.dedupe.workers), on_batch)
+
+    hashed = [(r, h) for r, h in zip(records, results) if isinstance(h, FaceHash)]
+    for r, h in zip(records, results):
+        if isinstance(h, UnreadableImage):
+            log.warning("face %s skipped: %s", r["face_id"], h)
+            rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
+
+    phashes = np.array([h.phash for _, h in hashed], dtype=np.uint64)
+    labels = group_faces(phashes, [h.pixel_sha256 for _, h in hashed], max_distance)
+
+    ranked = sorted(range(len(hashed)), key=lambda i: representative_rank(hashed[i][0], source_pixels))
+    kept_of: dict[int, int] = {}
+    for i in ranked:
+        kept_of.setdefault(int(labels[i]), i)
+
+    rows, removed = [], Counter()
+    for i, (record, h) in enumerate(hashed):
+        k = kept_of[int(labels[i])]
+        kept_hash = hashed[k][1]
+        kind = None if i == k else "exact" if h.pixel_sha256 == kept_hash.pixel_sha256 else "near"
+        if kind:
+            removed[kind] += 1
+        rows.append(
+            {
+                "face_id": record["face_id"],
+                "image_id": record.get("image_id"),
+                "phash": to_hex(h.phash),
+                "group_id": hashed[k][0]["face_id"],
+                "kept": i == k,
+                "dup_kind": kind,
+                "distance": int(popcount64(np.uint64(h.phash ^ kept_hash.phash))),
+            }
+        )
+
+    sizes = Counter(int(x) for x in labels)
+    summary = DedupeSummary(
+        faces=len(records) + sum(1 for r in rejects if r["reason"] == "bad_face_id"),
+        kept=len(kept_of),
+        removed_by_kind={"exact": removed["exact"], "near": removed["near"]},
+        duplicate_groups=sum(1 for s in sizes.values() if s > 1),
+        largest_group=max(sizes.values(), default=0),
+        skipped=dict(sorted(Counter(r["reason"] for r in rejects).items())),
+        max_distance=max_distance,
+        hashes_reused=reused,
+        output=str(out),
+    )
+    write_jsonl(out / "manifest.jsonl", rows)
+    write_jsonl(out / "rejects.jsonl", rejects)
+    write_jsonl(cache_path, [_cache_record(r["face_id"], h) for r, h in hashed])  # drop hashes of faces gone
+    write_json(out / "dedupe.json", summary.metrics())
+    log.info("dedupe: %d faces, %d kept, %d removed %s", summary.faces, summary.kept, summary.removed, summary.removed_by_kind)
+    return summary
+
+
+@click.command("dedupe")
+@click.option("--max-distance", type=int, default=None, help="Near-duplicate threshold in bits of the 64-bit pHash [dedupe.max_distance].")
+@click.option("--workers", type=int, default=None, help="Hashing processes; 0 means all cores [dedupe.workers].")
+@pass_anigan
+def dedupe_command(ctx: AniganContext, max_distance: int | None, workers: int | None) -> None:
+    """Group exact and near-duplicate faces; keep one per group."""
+    from rich.progress import Progress
+
+    params = ctx.params(**{"dedupe.max_distance": max_distance, "dedupe.workers": workers})
+    with Progress(transient=True) as bar:
+        task = bar.add_task("hashing faces", total=None)
+        summary = run_dedupe(params, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    kinds = ", ".join(f"{v} {k}" for k, v in summary.removed_by_kind.items())
+    click.echo(f"{summary.faces} faces -> {summary.kept} kept, {summary.removed} removed ({kinds}); {summary.duplicate_groups} duplicate groups, largest {summary.largest_group}")
+    if summary.skipped:
+        click.echo("skipped: " + ", ".join(f"{v} {k}" for k, v in summary.skipped.items()) + f" (see {summary.output}/rejects.jsonl)")
+    if summary.hashes_reused:
+        click.echo(f"{summary.hashes_reused} hashes reused from {summary.output}/hashes.jsonl")

@@ -1,0 +1,227 @@
+"""Every pair of 64-bit hashes within a Hamming distance, without comparing all pairs (multi-index hashing).
+
+The pigeonhole idea: split the 64 bits into m bands. If two hashes differ in at most r bits, some
+band differs in at most floor(r/m) bits; more precisely, writing r = m*q + a, one of the first a+1
+bands differs in at most q bits or one of the others in at most q-1 (Norouzi, Punjani and Fleet,
+"Fast search in Hamming space with multi-index hashing", CVPR 2012). With m = r+1 every radius is
+0 and candidates are the hashes that share a band exactly; with many hashes those bands are
+too narrow (9 bits at r=6: a million random hashes put ~2,000 in every bucket, billions of
+candidates), so `plan_bands` picks m from an estimate of the work, trading more lookups (all band
+values within the radius) for far fewer candidates. Candidates are verified with a popcount, and a
+pair is reported only by the first band that can find it, so each pair comes out exactly once.
+
+All of it is vectorised numpy: per band, a bucket table (or a sorted array for wide bands) and one
+pass per flip mask over all hashes; candidates are expanded and verified in bounded chunks, so a
+giant bucket costs time but never unbounded memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BITS = 64
+TABLE_BITS = 24  # bands up to this wide get a direct bucket table (2^24 int64 = 128 MiB at most)
+CHUNK_PAIRS = 2_000_000  # candidates expanded and verified at a time (bounds memory)
+
+
+def popcount64(x: np.ndarray) -> np.ndarray:
+    """Number of set bits of each uint64."""
+    x = np.asarray(x, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x).astype(np.int64)
+    # numpy < 2.0: count per byte
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+    return table[x.reshape(-1, 1).view(np.uint8)].sum(axis=1).reshape(x.shape)
+
+
+@dataclass(frozen=True)
+class Band:
+    """One band of the hash: bits [shift, shift+width), searched at Hamming radius `radius` (-1: not searched)."""
+
+    shift: int
+    width: int
+    radius: int
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.shift
+
+    def flips(self) -> int:
+        """How many band values lie within the radius of one value (lookups per hash)."""
+        return sum(math.comb(self.width, k) for k in range(self.radius + 1))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to search: brute force (no bands) or these bands."""
+
+    bands: tuple[Band, ...]
+    estimated_cost: float
+
+    @property
+    def brute_force(self) -> bool:
+        return not self.bands
+
+
+# Relative costs per unit of work, measured roughly: one lookup of one hash in one bucket table,
+# one candidate expanded and verified, one pair compared by brute force.
+_LOOKUP_COST = 1.0
+_CANDIDATE_COST = 4.0
+_BRUTE_COST = 1.0
+
+
+def bands_for(m: int, max_distance: int) -> tuple[Band, ...]:
+    """Split 64 bits into m near-equal bands with the radii that guarantee no pair within max_distance is missed."""
+    q, a = divmod(max_distance, m)
+    widths = [BITS // m + (1 if i < BITS % m else 0) for i in range(m)]
+    bands, shift = [], BITS
+    for i, w in enumerate(widths):
+        shift -= w
+        bands.append(Band(shift=shift, width=w, radius=q if i <= a else q - 1))
+    return tuple(bands)
+
+
+def plan_bands(n: int, max_distance: int) -> Plan:
+    """Choose the number of bands that minimises the expected work for n uniformly spread hashes."""
+    pairs = n * (n - 1) / 2
+    best = Plan((), pairs * _BRUTE_COST)
+    for m in range(1, min(max_distance + 1, BITS) + 1):
+        bands = bands_for(m, max_distance)
+        if any(b.width > 62 for b in bands):
+            continue  # numpy shifts of a 63/64-bit band overflow signed helpers; m=1 is brute force anyway
+        lookups = sum(n * b.flips() / 2 for b in bands if b.radius >= 0)
+        candidates = sum(pairs * b.flips() / 2.0**b.width for b in bands if b.radius >= 0)
+        slow = max(b.width for b in bands) > TABLE_BITS  # sorted-array lookups: a binary search each
+        cost = lookups * _LOOKUP_COST * (20 if slow else 1) + candidates * _CANDIDATE_COST
+        if cost < best.estimated_cost:
+            best = Plan(bands, cost)
+    return best
+
+
+def _flip_masks(width: int, radius: int) -> Iterator[int]:
+    """All band values of popcount <= radius, i.e. the XOR masks that reach the band's neighbours."""
+    for k in range(radius + 1):
+        for bits in itertools.combinations(range(width), k):
+            yield sum(1 << b for b in bits)
+
+
+def _expand(queries: np.ndarray, starts: np.ndarray, counts: np.ndarray, order: np.ndarray, limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """For each query i, pair it with order[starts[i] : starts[i] + counts[i]]; yield at most ~limit pairs at a time."""
+    keep = counts > 0
+    queries, starts, counts = queries[keep], starts[keep], counts[keep]
+    if not len(queries):
+        return
+    ends = np.cumsum(counts)
+    lo = 0
+    while lo < len(queries):
+        base = ends[lo - 1] if lo else 0
+        hi = max(int(np.searchsorted(ends, base + limit, side="right")), lo + 1)  # one giant bucket still goes alone
+        c = counts[lo:hi]
+        offsets = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+        yield np.repeat(queries[lo:hi], c), order[np.repeat(starts[lo:hi], c) + offsets]
+        lo = hi
+
+
+def _brute_force_pairs(u: np.ndarray, max_distance: int, limit: int) -> Iterator[np.ndarray]:
+    """All pairs i < j within the distance by comparing blocks of rows against everything after them."""
+    n = len(u)
+    rows = max(1, limit // max(n, 1))
+    for lo in range(0, n, rows):
+        hi = min(n, lo + rows)
+        d = popcount64(u[lo:hi, None] ^ u[None, :])
+        i, j = np.nonzero(d <= max_distance)
+        i = i + lo
+        later = j > i
+        if later.any():
+            yield np.stack([i[later], j[later]], axis=1)
+
+
+def iter_distinct_pairs(hashes: np.ndarray, max_distance: int, *, plan: Plan | None = None, chunk: int = CHUNK_PAIRS) -> Iterator[np.ndarray]:
+    """Yield (k, 2) int64 arrays of index pairs (i < j) with Hamming distance <= max_distance.
+
+    The hashes must be distinct (see `near_pairs` for any input); every qualifying pair is yielded
+    exactly once, in a deterministic order.
+    """
+    u = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(u)
+    if max_distance < 0:
+        raise ValueError("max_distance must be >= 0")
+    if n < 2:
+        return
+    plan = plan or plan_bands(n, max_distance)
+    if plan.brute_force:
+        yield from _brute_force_pairs(u, max_distance, chunk)
+        return
+    log.debug("multi-index search: %d hashes, bands %s", n, [(b.width, b.radius) for b in plan.bands])
+    searched = [b for b in plan.bands if b.radius >= 0]
+    masks = np.array([b.mask for b in searched], dtype=np.uint64)
+    for t, band in enumerate(searched):
+        values = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(np.int64)
+        order = np.argsort(values, kind="stable")
+        sorted_values = values[order]
+        if band.width <= TABLE_BITS:
+            counts_table = np.bincount(values, minlength=1 << band.width)
+            starts_table = np.cumsum(counts_table) - counts_table
+            biggest = int(counts_table.max())
+        else:
+            counts_table = starts_table = None
+            biggest = int(np.max(np.unique(sorted_values, return_counts=True)[1]))
+        if biggest > max(1000, 50 * math.sqrt(n)):
+            log.warning("hash band %d has a bucket of %d hashes: many similar hashes, the search slows down", t, biggest)
+        for flip in _flip_masks(band.width, band.radius):
+            if flip == 0:
+                # hashes sharing the band value: each pairs with those after it in the sorted bucket
+                positions = np.arange(n, dtype=np.int64)
+                bucket_end = np.searchsorted(sorted_values, sorted_values, side="right")
+                pairs = _expand(order, positions + 1, bucket_end - positions - 1, order, chunk)
+            else:
+                targets = values ^ flip
+                looked_up = np.nonzero(values < targets)[0]  # each pair of band values is looked up from one side
+                targets = targets[looked_up]
+                if counts_table is not None:
+                    starts, counts = starts_table[targets], counts_table[targets]
+                else:
+                    starts = np.searchsorted(sorted_values, targets, side="left")
+                    counts = np.searchsorted(sorted_values, targets, side="right") - starts
+                pairs = _expand(looked_up, starts, counts, order, chunk)
+            for i, j in pairs:
+                x = u[i] ^ u[j]
+                ok = popcount64(x) <= max_distance
+                for s in range(t):  # an earlier band that can see this pair has already reported it
+                    ok &= popcount64(x & masks[s]) > searched[s].radius
+                if ok.any():
+                    i, j = i[ok], j[ok]
+                    yield np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)
+
+
+def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS) -> np.ndarray:
+    """All index pairs (i < j) whose hashes differ in at most max_distance bits, sorted; any input, repeats included."""
+    h = np.asarray(hashes, dtype=np.uint64)
+    distinct, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    # hashes grouped by value: members[bounds[v]:bounds[v+1]] hold distinct[v]
+    members = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    out: list[np.ndarray] = []
+    for v in np.nonzero(counts > 1)[0]:  # repeats of one value pair with each other
+        same = members[bounds[v] : bounds[v + 1]]
+        a, b = np.triu_indices(len(same), k=1)
+        out.append(np.stack([same[a], same[b]], axis=1))
+    for p in iter_distinct_pairs(distinct, max_distance, chunk=chunk):
+        single = (counts[p[:, 0]] == 1) & (counts[p[:, 1]] == 1)
+        out.append(np.stack([members[bounds[p[single, 0]]], members[bounds[p[single, 1]]]], axis=1))
+        for a, b in p[~single]:  # values held by several hashes: every combination
+            left, right = members[bounds[a] : bounds[a + 1]], members[bounds[b] : bounds[b + 1]]
+            out.append(np.stack(np.meshgrid(left, right, indexing="ij"), axis=-1).reshape(-1, 2))
+    if not out:
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = np.concatenate(out).astype(np.int64)
+    pairs = np.stack([pairs.min(axis=1), pairs.max(axis=1)], axis=1)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
