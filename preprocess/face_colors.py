@@ -1,0 +1,108 @@
+"""Hair and eye colour words for a face: from booru tags when they can be trusted, else from pixels.
+
+The vocabulary is the booru's (`blue_hair`, `aqua_eyes`...). A detector's colour estimate (an RGB
+triple) is named by the nearest reference colour in CIELAB, where distances track what a person
+sees far better than in RGB (dark blue and black are close in RGB, not to the eye).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+# Reference colours: typical flat anime fills for each tag word.
+HAIR_COLORS: dict[str, tuple[int, int, int]] = {
+    "black": (35, 32, 40),
+    "blonde": (242, 214, 120),
+    "blue": (60, 100, 205),
+    "brown": (120, 72, 42),
+    "green": (70, 160, 80),
+    "pink": (244, 160, 190),
+    "purple": (135, 80, 180),
+    "red": (200, 40, 45),
+    "silver": (200, 202, 212),
+    "orange": (240, 135, 45),
+}
+EYE_COLORS: dict[str, tuple[int, int, int]] = {
+    "blue": (50, 95, 215),
+    "brown": (115, 68, 40),
+    "green": (50, 155, 70),
+    "purple": (140, 70, 190),
+    "red": (205, 35, 45),
+    "yellow": (235, 205, 50),
+    "aqua": (60, 205, 210),
+    "pink": (240, 130, 180),
+}
+
+# Booru tags that mean one of our words (Danbooru spells shades separately).
+_HAIR_SYNONYMS = {"white": "silver", "grey": "silver", "gray": "silver", "light_brown": "brown", "light_blue": "blue", "dark_blue": "blue", "light_purple": "purple", "dark_green": "green"}
+_EYE_SYNONYMS = {"light_blue": "blue", "dark_blue": "blue", "orange": "yellow", "light_brown": "brown"}
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (..., 3) in 0..255 -> CIELAB (D65)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]])
+    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def nearest_color(rgb: Sequence[float], palette: dict[str, tuple[int, int, int]]) -> str:
+    """The palette word whose reference colour is nearest to `rgb` in CIELAB."""
+    names = list(palette)
+    refs = _srgb_to_lab(np.array([palette[n] for n in names]))
+    distances = np.linalg.norm(refs - _srgb_to_lab(np.array(rgb, dtype=np.float64)), axis=-1)
+    return names[int(np.argmin(distances))]
+
+
+def _tagged(tags: Iterable[str], suffix: str, vocabulary: dict, synonyms: dict[str, str]) -> str | None:
+    found = set()
+    for tag in tags:
+        if tag.endswith(suffix):
+            word = tag[: -len(suffix)]
+            word = synonyms.get(word, word)
+            if word in vocabulary:
+                found.add(word)
+    # two colours (multicolored hair, heterochromia, or two characters): the tags cannot say which
+    return found.pop() if len(found) == 1 else None
+
+
+def hair_from_tags(tags: Iterable[str]) -> str | None:
+    """The one hair colour the tags name (`blue_hair` -> "blue"), or None if none or several."""
+    return _tagged(tags, "_hair", HAIR_COLORS, _HAIR_SYNONYMS)
+
+
+def eyes_from_tags(tags: Iterable[str]) -> str | None:
+    """The one eye colour the tags name (`aqua_eyes` -> "aqua"), or None if none or several."""
+    return _tagged(tags, "_eyes", EYE_COLORS, _EYE_SYNONYMS)
+
+
+def describe_face(
+    tags: Sequence[str],
+    faces_in_image: int,
+    hair_rgb: Sequence[float] | None,
+    eye_rgb: Sequence[float] | None,
+) -> tuple[str | None, str | None, str | None]:
+    """(hair_color, eye_color, colors_from) for one face.
+
+    Tags describe the whole post, so they are used only when the image has exactly one face;
+    otherwise (or when the tags are silent) the detector's estimate is named. `colors_from` is
+    "tags", "detector", "tags+detector" (one of each) or None when nothing was known.
+    """
+    hair = eyes = None
+    sources = []
+    if faces_in_image == 1:
+        hair, eyes = hair_from_tags(tags), eyes_from_tags(tags)
+        if hair or eyes:
+            sources.append("tags")
+    estimated = False
+    if hair is None and hair_rgb is not None:
+        hair, estimated = nearest_color(hair_rgb, HAIR_COLORS), True
+    if eyes is None and eye_rgb is not None:
+        eyes, estimated = nearest_color(eye_rgb, EYE_COLORS), True
+    if estimated:
+        sources.append("detector")
+    return hair, eyes, "+".join(sources) or None

@@ -1,0 +1,50 @@
+"""Hair/eye colour words: from tags for single-face images, else from the detector's RGB estimate."""
+
+import pytest
+
+from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_from_tags, nearest_color
+
+
+@pytest.mark.parametrize("palette", [HAIR_COLORS, EYE_COLORS])
+def test_each_reference_colour_names_itself(palette):
+    assert all(nearest_color(rgb, palette) == name for name, rgb in palette.items())
+
+
+@pytest.mark.parametrize(
+    "rgb, palette, expected",
+    [
+        ((20, 20, 70), HAIR_COLORS, "black"),  # very dark blue reads as black hair
+        ((255, 235, 160), HAIR_COLORS, "blonde"),
+        ((230, 230, 235), HAIR_COLORS, "silver"),
+        ((150, 90, 60), HAIR_COLORS, "brown"),
+        ((80, 220, 225), EYE_COLORS, "aqua"),
+        ((250, 220, 80), EYE_COLORS, "yellow"),
+    ],
+)
+def test_shades_go_to_the_word_a_person_would_use(rgb, palette, expected):
+    assert nearest_color(rgb, palette) == expected
+
+
+def test_tags_give_a_colour_only_when_exactly_one_is_named():
+    assert hair_from_tags(["1girl", "blue_hair", "long_hair", "red_eyes"]) == "blue"
+    assert eyes_from_tags(["1girl", "blue_hair", "red_eyes"]) == "red"
+    assert hair_from_tags(["2girls", "blue_hair", "pink_hair"]) is None
+    assert hair_from_tags(["long_hair", "hair_ornament"]) is None
+    assert hair_from_tags(["white_hair"]) == "silver"  # booru synonym
+    assert eyes_from_tags(["heterochromia", "blue_eyes", "green_eyes"]) is None
+
+
+def test_one_face_uses_the_tags_over_the_detector():
+    assert describe_face(["blue_hair", "red_eyes"], 1, (240, 210, 120), (50, 95, 215)) == ("blue", "red", "tags")
+
+
+def test_several_faces_ignore_the_tags_and_name_the_estimate():
+    assert describe_face(["blue_hair", "red_eyes"], 2, (240, 210, 120), (50, 95, 215)) == ("blonde", "blue", "detector")
+
+
+def test_silent_tags_fall_back_per_attribute():
+    assert describe_face(["blue_hair"], 1, (240, 210, 120), (205, 35, 45)) == ("blue", "red", "tags+detector")
+
+
+def test_nothing_known_gives_nulls():
+    assert describe_face([], 3, None, None) == (None, None, None)
