@@ -35,7 +35,7 @@ from anigan.files import append_jsonl, read_jsonl, write_json, write_jsonl
 from anigan.params import Params
 from preprocess.groups import components, same_key_edges
 from preprocess.hamming_index import iter_distinct_pairs, popcount64
-from preprocess.phash import FaceHash, UnreadableImage, from_hex, hash_files, to_hex
+from preprocess.phash import FaceHash, HashFailure, from_hex, hash_files, to_hex
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,10 @@ def hash_faces(
     paths: list[str],
     known: list[FaceHash | None],
     workers: int,
-    on_batch: Callable[[int, list[FaceHash | UnreadableImage]], None],
-) -> list[FaceHash | UnreadableImage]:
+    on_batch: Callable[[int, list[FaceHash | HashFailure]], None],
+) -> list[FaceHash | HashFailure]:
     """Hash face files in batches, over `workers` processes; `on_batch(start, results)` sees each batch as it lands."""
-    results: list[FaceHash | UnreadableImage] = []
+    results: list[FaceHash | HashFailure] = []
     path_batches = list(_batches(paths, BATCH))
     known_batches = list(_batches(known, BATCH))
     if workers <= 1 or len(path_batches) <= 1:
@@ -206,7 +206,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
     known = [cache.get(r["face_id"]) for r in records]
     reused = 0
 
-    def on_batch(start: int, batch: list[FaceHash | UnreadableImage]) -> None:
+    def on_batch(start: int, batch: list[FaceHash | HashFailure]) -> None:
         nonlocal reused
         fresh = []
         for k, result in enumerate(batch):
@@ -223,7 +223,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
 
     hashed = [(r, h) for r, h in zip(records, results) if isinstance(h, FaceHash)]
     for r, h in zip(records, results):
-        if isinstance(h, UnreadableImage):
+        if isinstance(h, HashFailure):
             log.warning("face %s skipped: %s", r["face_id"], h)
             rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
 

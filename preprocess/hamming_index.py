@@ -72,10 +72,13 @@ class Plan:
 
 
 # Relative costs per unit of work, measured roughly: one lookup of one hash in one bucket table,
-# one candidate expanded and verified, one pair compared by brute force.
+# one candidate expanded and verified, one pair compared by brute force, one pass over a flip mask
+# (numpy call overheads), one bucket table entry built.
 _LOOKUP_COST = 1.0
 _CANDIDATE_COST = 4.0
 _BRUTE_COST = 1.0
+_PASS_COST = 200.0
+_TABLE_COST = 1.0
 
 
 def bands_for(m: int, max_distance: int) -> tuple[Band, ...]:
@@ -100,7 +103,9 @@ def plan_bands(n: int, max_distance: int) -> Plan:
         lookups = sum(n * b.flips() / 2 for b in bands if b.radius >= 0)
         candidates = sum(pairs * b.flips() / 2.0**b.width for b in bands if b.radius >= 0)
         slow = max(b.width for b in bands) > TABLE_BITS  # sorted-array lookups: a binary search each
-        cost = lookups * _LOOKUP_COST * (20 if slow else 1) + candidates * _CANDIDATE_COST
+        passes = sum(b.flips() for b in bands if b.radius >= 0)
+        tables = 0 if slow else sum(2**b.width for b in bands)
+        cost = lookups * _LOOKUP_COST * (20 if slow else 1) + candidates * _CANDIDATE_COST + passes * _PASS_COST + tables * _TABLE_COST
         if cost < best.estimated_cost:
             best = Plan(bands, cost)
     return best

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from preprocess.phash import UnreadableImage, read_image
+from preprocess.imageio import ImageRejected
+from preprocess.phash import load_face
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +24,19 @@ class PackResult:
     """Which inputs became rows (in order), which were skipped and why, and a sha256 of the pixels."""
 
     rows: tuple[int, ...]
-    skipped: tuple[tuple[int, UnreadableImage], ...]
+    skipped: tuple[tuple[int, ImageRejected], ...]
     pixels_sha256: str
 
 
 def face_pixels(path: str | Path, size: int) -> np.ndarray:
-    """One face file as an RGB uint8 (size, size, 3) array, resized with area interpolation; raises UnreadableImage."""
-    _, bgr = read_image(path)
-    h, w = bgr.shape[:2]
+    """One face file as an RGB uint8 (size, size, 3) array, resized with area interpolation; raises ImageRejected."""
+    rgb = load_face(path)
+    h, w = rgb.shape[:2]
     if h != w:
-        raise UnreadableImage("not_square", f"{path} is {w}x{h}; face crops are square")
+        raise ImageRejected("not_square", f"{Path(path).name} is {w}x{h}; face crops are square")
     if h != size:
-        bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb)
 
 
 def _temp_beside(path: Path) -> Path:
@@ -64,7 +65,7 @@ def pack_faces(paths: Sequence[str | Path], size: int, out: str | Path, progress
         for i, path in enumerate(paths):
             try:
                 pixels = face_pixels(path, size)
-            except UnreadableImage as e:
+            except ImageRejected as e:
                 log.warning("face skipped: %s", e)
                 skipped.append((i, e))
                 continue

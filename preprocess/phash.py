@@ -15,17 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from preprocess.imageio import ImageRejected, load_rgb
+
 HASH_SIDE = 32  # the grayscale thumbnail the DCT runs on
 LOW_SIDE = 8  # 8x8 low frequencies -> 64 bits
-
-
-class UnreadableImage(ValueError):
-    """A face file that cannot be used; `reason` is a short word for summaries (missing, empty, undecodable)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def dct_matrix(n: int) -> np.ndarray:
@@ -54,39 +47,26 @@ def phash_from_gray(gray: np.ndarray) -> np.ndarray:
     return packed.view(">u8").reshape(-1).astype(np.uint64)
 
 
-def thumbnail(bgr: np.ndarray) -> np.ndarray:
+# Face crops are at most a few hundred pixels a side; anything far bigger is not a face crop.
+MAX_FACE_PIXELS = 4096 * 4096
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
     """The 32x32 grayscale thumbnail the hash is computed from (area averaging, like a downscale)."""
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return cv2.resize(gray, (HASH_SIDE, HASH_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def pixel_digest(bgr: np.ndarray) -> str:
+def pixel_digest(rgb: np.ndarray) -> str:
     """sha256 of the decoded pixels and their shape: equal for exact copies whatever the file encoding."""
-    h = hashlib.sha256(f"{bgr.shape}|{bgr.dtype}".encode())
-    h.update(np.ascontiguousarray(bgr).data)
+    h = hashlib.sha256(f"{rgb.shape}|{rgb.dtype}".encode())
+    h.update(np.ascontiguousarray(rgb).data)
     return h.hexdigest()
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode image bytes to a BGR uint8 array, or raise UnreadableImage."""
-    if not data:
-        raise UnreadableImage("empty", f"{name} has 0 bytes")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise UnreadableImage("undecodable", f"{name} is not an image OpenCV can read (corrupt or truncated?)")
-    return bgr
-
-
-def read_image(path: str | Path) -> tuple[bytes, np.ndarray]:
-    """Read a file and decode it: (file bytes, BGR pixels), or raise UnreadableImage."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UnreadableImage("missing", f"{path} does not exist") from None
-    except OSError as e:
-        raise UnreadableImage("unreadable", f"{path}: {e.strerror or e}") from None
-    return data, decode_image(data, str(path))
+def load_face(path: str | Path) -> np.ndarray:
+    """A face file as an RGB uint8 array; raises ImageRejected with a reason when it cannot be used."""
+    return np.asarray(load_rgb(path, MAX_FACE_PIXELS))
 
 
 def to_hex(h: int | np.integer) -> str:
@@ -108,38 +88,41 @@ class FaceHash:
     pixel_sha256: str
 
 
-def hash_files(paths: list[str], known: list[FaceHash | None] | None = None) -> list[FaceHash | UnreadableImage]:
-    """Hash a batch of face files (one worker's share): a FaceHash, or the UnreadableImage error, per path.
+@dataclass(frozen=True)
+class HashFailure:
+    """Why a face file could not be hashed (a plain record: it crosses process boundaries)."""
+
+    reason: str
+    detail: str
+
+
+def hash_files(paths: list[str], known: list[FaceHash | None] | None = None) -> list[FaceHash | HashFailure]:
+    """Hash a batch of face files (one worker's share): a FaceHash, or a HashFailure, per path.
 
     `known[i]`, when given, is a previous result for paths[i]; it is returned unchanged if the file's
     bytes still have the same sha256, so unchanged files are never decoded again.
     """
     known = known or [None] * len(paths)
-    results: list[FaceHash | UnreadableImage | None] = [None] * len(paths)
+    results: list[FaceHash | HashFailure | None] = [None] * len(paths)
     todo: list[int] = []
     thumbs: list[np.ndarray] = []
     digests: list[tuple[str, str]] = []
     for i, (path, prev) in enumerate(zip(paths, known)):
         try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            results[i] = UnreadableImage("missing", f"{path} does not exist")
-            continue
-        except OSError as e:
-            results[i] = UnreadableImage("unreadable", f"{path}: {e.strerror or e}")
-            continue
-        file_sha = hashlib.sha256(data).hexdigest()
+            file_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            file_sha = None  # load_face says why
         if prev is not None and prev.file_sha256 == file_sha:
             results[i] = prev
             continue
         try:
-            bgr = decode_image(data, str(path))
-        except UnreadableImage as e:
-            results[i] = e
+            rgb = load_face(path)
+        except ImageRejected as e:
+            results[i] = HashFailure(e.reason, e.detail)
             continue
         todo.append(i)
-        thumbs.append(thumbnail(bgr))
-        digests.append((file_sha, pixel_digest(bgr)))
+        thumbs.append(thumbnail(rgb))
+        digests.append((file_sha or "", pixel_digest(rgb)))
     if todo:
         hashes = phash_from_gray(np.stack(thumbs))
         for i, h, (file_sha, pix) in zip(todo, hashes, digests):
