@@ -110,7 +110,7 @@ def write_faces(root: Path, faces: list[Face], raw_manifest: bool = True) -> Pat
     return faces_dir
 
 
-def planted_set(n_distinct: int, seed: int = 0, copies_per_kind: int = 3, shift: int = 2) -> tuple[list[Face], dict[str, str]]:
+def planted_set(n_distinct: int, seed: int = 0, copies_per_kind: int = 3, shift: int = 1) -> tuple[list[Face], dict[str, str]]:
     """n distinct drawings, each from its own image, plus planted copies of some of them (each from its own image).
 
     Returns the faces and, for every planted copy, the face_id of its original.
