@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("anigan.doctor:doctor_command", "Check the installation: versions, device, detector, DVC."),
     "demo-site": ("crawler.demo.cli:demo_site", "The demo booru: generate it or serve it on loopback."),
     "dedupe": ("preprocess.dedupe:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
+    "faces": ("preprocess.faces:faces_command", "Detect, crop and describe anime faces in the raw images."),
     "split": ("preprocess.split:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
     "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
     "generate": ("train.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),

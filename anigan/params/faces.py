@@ -1,4 +1,4 @@
-"""faces: detect anime faces, crop them square with a margin, resize."""
+"""faces: detect anime faces, crop them square with a margin, resize, name their colours."""
 
 from dataclasses import dataclass
 
@@ -9,10 +9,14 @@ from anigan.params.schema import param
 class FacesParams:
     detector: str = param("animeface", choices=("animeface", "cascade"), help="face detector")
     cascade_path: str | None = param(None, help="OpenCV cascade XML for detector: cascade")
-    min_face_size: int = param(48, min=8, help="faces with a smaller box side are dropped (px in the source)")
-    score_threshold: float = param(0.5, min=0.0, max=1.0, help="minimum detector likelihood")
-    margin: float = param(0.25, min=0.0, max=2.0, help="crop margin around the box, as a share of its side")
+    cascade_neighbors: int = param(5, min=1, help="cascade only: neighbouring hits a face needs (higher: fewer, surer faces)")
+    min_face_size: int = param(48, min=8, help="faces whose box is shorter than this on a side are dropped (px in the source)")
+    score_threshold: float = param(0.5, min=0.0, max=1.0, help="minimum detector likelihood (animeface; the cascade scores 1.0)")
+    margin: float = param(0.25, min=0.0, max=2.0, help="crop margin around the box on each side, as a share of its longer side")
     size: int = param(128, choices=(32, 64, 128, 256), help="side of the saved square crops in px")
-    border: str = param("shift", choices=("skip", "pad", "shift"), help="a crop past the image edge: skip it, pad it, or shift it inside")
+    border: str = param("shift", choices=("skip", "pad", "shift"), help="a crop past the image edge: skip it, pad it (edge pixels repeated), or shift it inside")
     max_faces: int = param(8, min=1, help="at most this many faces per image (highest scores first)")
+    max_pixels: int = param(40_000_000, min=1, help="images with more pixels are rejected before decoding")
     workers: int = param(0, min=0, help="worker processes; 0 means all cores")
+    seed: int = param(0, min=0, help="seed for the contact sheet's random choice of crops")
+    sheet_faces: int = param(64, min=0, help="crops on the contact sheet (0: an empty sheet)")

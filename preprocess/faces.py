@@ -1,0 +1,296 @@
+"""The faces stage: raw images -> square face crops, a manifest, rejects, quality metrics.
+
+Reads `<paths.raw>/manifest.jsonl` and `images/`, writes under `<paths.faces>`:
+
+- `images/<face_id>.png`: square RGB crops at `faces.size`;
+- `manifest.jsonl`: one record per face, in raw-manifest order (whatever the number of workers);
+- `rejects.jsonl`: images and faces that gave no crop, with a reason;
+- `faces.json`: counts, and precision/recall at IoU >= 0.5 when `<paths.raw>/ground_truth.jsonl`
+  exists (the demo booru's);
+- `contact_sheet.png`: a seeded random sample of crops;
+- `state.jsonl`: which images were processed under which detection key (see `detection_key`).
+  Each finished image is appended (fsynced) as it completes, so a killed run resumes where it
+  stopped, and a rerun only processes images it has not seen with the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import click
+
+from anigan.cli import AniganContext, pass_anigan
+from anigan.errors import UserError
+from anigan.files import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
+from anigan.params import Params
+from anigan.params.faces import FacesParams
+from preprocess import crop, detect, face_colors, face_image, imageio
+from preprocess.contact_sheet import contact_sheet, pick_faces
+from preprocess.detect import open_detector
+from preprocess.face_image import ImageTask, process_image, work
+from preprocess.face_quality import detection_quality
+
+log = logging.getLogger(__name__)
+
+IMAGES = "images"
+MANIFEST = "manifest.jsonl"
+REJECTS = "rejects.jsonl"
+SUMMARY = "faces.json"
+SHEET = "contact_sheet.png"
+STATE = "state.jsonl"
+IOU_THRESHOLD = 0.5
+# The size floor the project's quality target is stated for ("recall >= 0.8 on faces >= 64 px").
+QUALITY_FLOOR = 64
+# Settings that do not change any crop: changing them must not reprocess anything.
+_NOT_IN_KEY = ("workers", "seed", "sheet_faces")
+# Modules whose code decides what a crop looks like: editing them reprocesses everything.
+_CROP_CODE = (crop, detect, face_colors, face_image, imageio)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class FacesSummary:
+    """What a faces run did; `quality` holds precision/recall when ground truth was found."""
+
+    detector: str
+    images: int
+    processed: int
+    reused: int
+    faces: int
+    images_with_faces: int
+    rejects: dict[str, int]
+    quality: dict | None
+    output: str
+    workers: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def detection_key(params: FacesParams) -> str:
+    """A hash of everything that decides the crops: params (not workers), cascade bytes, crop code."""
+    h = hashlib.sha256()
+    settings = {k: v for k, v in asdict(params).items() if k not in _NOT_IN_KEY}
+    if params.detector == "cascade" and params.cascade_path:
+        # The file's content, not its path: the same cascade elsewhere is the same detector.
+        settings["cascade_path"] = hashlib.sha256(Path(params.cascade_path).read_bytes()).hexdigest()
+    else:
+        settings.pop("cascade_path")
+        settings.pop("cascade_neighbors")
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    for module in _CROP_CODE:
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def read_raw_manifest(raw: Path) -> list[dict]:
+    """The raw manifest's records, one per image ID (the first listing wins), in file order."""
+    path = raw / "manifest.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path}: no raw manifest; run `anigan crawl` first (or point paths.raw at a crawl output)")
+    seen: dict[str, dict] = {}
+    for n, rec in enumerate(read_jsonl(path), 1):
+        image_id = rec.get("image_id")
+        if not isinstance(image_id, str) or len(image_id) < 3:
+            raise UserError(f"{path}: line {n} has no image_id")
+        seen.setdefault(image_id, rec)
+    return list(seen.values())
+
+
+def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
+    """image ID -> path of its file under raw/images/<id[:2]>/<id>.<ext> (whatever the extension)."""
+    found: dict[str, str] = {}
+    for prefix in sorted({i[:2] for i in image_ids}):
+        folder = raw / IMAGES / prefix
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                if p.is_file() and not p.name.startswith("."):
+                    found.setdefault(p.name.split(".")[0], str(p))
+    return found
+
+
+def read_state(path: Path, key: str) -> dict[str, dict]:
+    """Image ID -> record for images already processed under `key`; other keys are forgotten."""
+    done: dict[str, dict] = {}
+    stale = 0
+    for rec in read_jsonl(path, missing_ok=True):
+        if rec.get("key") == key:
+            done[rec["image_id"]] = rec
+        else:
+            stale += 1
+    if stale:
+        log.info("detection settings changed since %d earlier records: reprocessing those images", stale)
+    return done
+
+
+def resolve_workers(workers: int, jobs: int) -> int:
+    """faces.workers (0: all cores this process may use), never more than the jobs to do."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(workers or cores, jobs))
+
+
+def _process_all(tasks: list[ImageTask], params: FacesParams, images_dir: Path, workers: int, on_result: Callable[[dict], None]) -> None:
+    """Run every task, inline for one worker, else in a spawned process pool (results as they finish)."""
+    if workers <= 1:
+        detector = detect.make_detector(params)
+        for task in tasks:
+            on_result(process_image(task, params, detector, images_dir))
+        return
+    # spawn, not fork: OpenCV's thread pool does not survive a fork reliably.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        for record in pool.imap_unordered(partial(work, params=params, images_dir=str(images_dir)), tasks):
+            on_result(record)
+
+
+def _quality(raw: Path, records: list[dict], params: FacesParams) -> dict | None:
+    """Precision/recall against raw/ground_truth.jsonl, over the images that decoded."""
+    truth_path = raw / "ground_truth.jsonl"
+    if not truth_path.is_file():
+        return None
+    truth = {r["image_id"]: r.get("faces", []) for r in read_jsonl(truth_path) if "image_id" in r}
+    undecodable = set(imageio.REJECT_REASONS)
+    pairs = [
+        (rec["faces"], truth[rec["image_id"]])
+        for rec in records
+        if rec["image_id"] in truth and not any(r["reason"] in undecodable for r in rec["rejects"])
+    ]
+    at_stage = detection_quality(pairs, IOU_THRESHOLD, params.min_face_size).as_dict()
+    at_floor = detection_quality(pairs, IOU_THRESHOLD, max(QUALITY_FLOOR, params.min_face_size)).as_dict()
+    at_stage[f"ge{QUALITY_FLOOR}px"] = {k: at_floor[k] for k in ("min_size", "truth_faces", "true_positives", "false_positives", "precision", "recall")}
+    return {params.detector: at_stage}
+
+
+def _write_sheet(out: Path, faces: list[dict], params: FacesParams) -> None:
+    picked = pick_faces([f["face_id"] for f in faces], params.sheet_faces, params.seed)
+    sheet = contact_sheet([out / IMAGES / f"{fid}.png" for fid in picked], tile=min(params.size, 96))
+    buf = io.BytesIO()
+    sheet.save(buf, "PNG")
+    atomic_write_bytes(out / SHEET, buf.getvalue())
+
+
+def _remove_stale_crops(images_dir: Path, keep: set[str]) -> int:
+    """Delete crops no manifest record names (old settings, removed images) and torn temp files."""
+    removed = 0
+    for p in images_dir.iterdir():
+        if p.is_file() and (p.name.startswith(".") or p.stem not in keep):
+            p.unlink()
+            removed += 1
+    return removed
+
+
+def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSummary:
+    """Detect, crop and describe the faces of every raw image; see the module docstring for outputs."""
+    fp = params.faces
+    raw, out = Path(params.paths.raw), Path(params.paths.faces)
+    raw_records = read_raw_manifest(raw)
+    open_detector(fp)  # start-up checks in this process: fail once, clearly, before any work
+    key = detection_key(fp)
+    images_dir = out / IMAGES
+    images_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out / STATE
+
+    done = read_state(state_path, key)
+    files = find_raw_files(raw, [r["image_id"] for r in raw_records])
+    todo = [
+        ImageTask(r["image_id"], files.get(r["image_id"]), tuple(str(t) for t in r.get("tags") or ()))
+        for r in raw_records
+        if r["image_id"] not in done
+    ]
+    workers = resolve_workers(fp.workers, len(todo))
+    log.info("faces: %d images, %d already done, %d to process with %d worker(s)", len(raw_records), len(raw_records) - len(todo), len(todo), workers)
+
+    finished = 0
+
+    def on_result(record: dict) -> None:
+        nonlocal finished
+        record["key"] = key
+        append_jsonl(state_path, [record])
+        done[record["image_id"]] = record
+        finished += 1
+        if on_progress:
+            on_progress(finished, len(todo))
+
+    if on_progress:
+        on_progress(0, len(todo))
+    _process_all(todo, fp, images_dir, workers, on_result)
+
+    # Assemble in raw-manifest order: the output never depends on which worker finished first.
+    records = [done[r["image_id"]] for r in raw_records]
+    faces = [f for rec in records for f in rec["faces"]]
+    rejects = [r for rec in records for r in rec["rejects"]]
+    write_jsonl(out / MANIFEST, faces)
+    write_jsonl(out / REJECTS, rejects)
+    write_jsonl(state_path, records)  # compact: only current images under the current key
+    removed = _remove_stale_crops(images_dir, {f["face_id"] for f in faces})
+    if removed:
+        log.info("faces: removed %d crops no longer in the manifest", removed)
+
+    quality = _quality(raw, records, fp)
+    summary = FacesSummary(
+        detector=fp.detector,
+        images=len(records),
+        processed=len(todo),
+        reused=len(records) - len(todo),
+        faces=len(faces),
+        images_with_faces=sum(1 for rec in records if rec["faces"]),
+        rejects=dict(sorted(Counter(r["reason"] for r in rejects).items())),
+        quality=quality,
+        output=str(out),
+        workers=workers,
+    )
+    metrics = {k: v for k, v in summary.as_dict().items() if k not in ("output", "workers", "processed", "reused")}
+    write_json(out / SUMMARY, metrics)
+    _write_sheet(out, faces, fp)
+    return summary
+
+
+def format_quality(quality: dict) -> list[str]:
+    """One line per detector: precision/recall at the stage's size floor and at 64 px."""
+    lines = []
+    for name, q in quality.items():
+        floor = q[f"ge{QUALITY_FLOOR}px"]
+        lines.append(
+            f"{name} vs ground truth (IoU >= {q['iou_threshold']}): precision {q['precision']:.3f}, recall {q['recall']:.3f} "
+            f"on {q['truth_faces']} faces >= {q['min_size']} px; precision {floor['precision']:.3f}, recall {floor['recall']:.3f} "
+            f"on {floor['truth_faces']} faces >= {floor['min_size']} px"
+            + (f"; hair colour right {q['hair_accuracy']:.0%}" if q.get("hair_accuracy") is not None else "")
+            + (f", eyes {q['eye_accuracy']:.0%}" if q.get("eye_accuracy") is not None else "")
+        )
+    return lines
+
+
+@click.command("faces")
+@click.option("--detector", type=click.Choice(["animeface", "cascade"]), default=None, help="Face detector [faces.detector].")
+@click.option("--cascade", "cascade_path", default=None, metavar="XML", help="Cascade file for --detector cascade [faces.cascade_path].")
+@click.option("--workers", type=int, default=None, help="Worker processes; 0 means all cores [faces.workers].")
+@pass_anigan
+def faces_command(ctx: AniganContext, detector: str | None, cascade_path: str | None, workers: int | None) -> None:
+    """Detect, crop and describe anime faces in the raw images."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    params = ctx.params(**{"faces.detector": detector, "faces.cascade_path": cascade_path, "faces.workers": workers})
+    columns = (TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("faces", total=None)
+        summary = run_faces(params, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    click.echo(
+        f"{summary.images} images -> {summary.faces} faces from {summary.images_with_faces} images "
+        f"({summary.processed} processed with {summary.workers} worker(s), {summary.reused} unchanged since the last run)"
+    )
+    if summary.rejects:
+        click.echo("rejected: " + ", ".join(f"{v} {k}" for k, v in summary.rejects.items()) + f" (see {summary.output}/{REJECTS})")
+    for line in format_quality(summary.quality or {}):
+        click.echo(line)
+    click.echo(f"crops in {summary.output}/{IMAGES}, contact sheet {summary.output}/{SHEET}")
