@@ -1,5 +1,6 @@
 """Shared fixtures: the demo booru, generated raw folders, tiny packed datasets."""
 
+import io
 import json
 from pathlib import Path
 
@@ -47,3 +48,73 @@ def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, se
 def tiny_dataset(tmp_path) -> Path:
     """A packed 32x32 dataset (24 train, 8 test images) in a temporary folder: see make_tiny_dataset."""
     return make_tiny_dataset(tmp_path / "dataset")
+
+
+def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:
+    """True when Pillow reads the whole image and it is not a decompression bomb."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.size[0] * im.size[1] > max_pixels:
+                return False
+            im.load()
+        return True
+    except Exception:
+        return False
+
+
+def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False) -> Path:
+    """Write the demo booru's posts in the crawl stage's raw layout (DESIGN.md) and return the folder.
+
+    `images/<sha256[:2]>/<sha256>.<ext>`, `manifest.jsonl` (one record per image ID, first post
+    wins, as for exact duplicates) and `ground_truth.jsonl` (the demo's records for the images
+    written). By default only what a crawl keeps: decodable, not behind robots.txt. With
+    `include_broken`, truncated, empty, HTML and bomb files are written too, for stages that must
+    reject them. No server is started: files come straight from the generator.
+    """
+    from anigan.ids import sha256_hex
+    from crawler.demo.generator import generate_site
+
+    folder = Path(folder)
+    site = generate_site(seed=seed, posts=posts)
+    truth = {r["post_id"]: r for r in site.ground_truth()}
+    manifest, ground_truth, written = [], [], set()
+    for post in site.posts:
+        if not include_broken and (post.forbidden or not _decodes(post.data)):
+            continue
+        image_id = sha256_hex(post.data)
+        if image_id in written:
+            continue
+        written.add(image_id)
+        path = folder / "images" / image_id[:2] / f"{image_id}.{post.ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(post.data)
+        manifest.append(
+            {
+                "image_id": image_id,
+                "source": "demo",
+                "post_id": post.post_id,
+                "post_url": f"http://demo.invalid/posts/{post.post_id}",
+                "file_url": f"http://demo.invalid/images/{post.md5}.{post.ext}",
+                "md5": post.md5,
+                "width": post.width,
+                "height": post.height,
+                "tags": list(post.tags),
+                "rating": post.rating,
+                "fetched_at": "2026-01-01T00:00:00+00:00",
+            }
+        )
+        ground_truth.append({**truth[post.post_id], "image_id": image_id})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in manifest))
+    (folder / "ground_truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ground_truth))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_raw_folder(tmp_path_factory) -> Path:
+    """A raw folder (as the crawl writes it) of 60 demo posts, seed 0, with ground_truth.jsonl.
+
+    Shared by the whole session: read it, never write into it (copy it first).
+    """
+    return write_demo_raw_folder(tmp_path_factory.mktemp("demo_raw") / "raw")
