@@ -7,16 +7,19 @@ returning, so a record in the stage's state file always means its crops are on d
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from anigan.files import atomic_write_bytes
 from anigan.ids import face_id
 from anigan.params.faces import FacesParams
 from preprocess.crop import cut_square, square_crop
-from preprocess.detect import Detector, make_detector, select_faces
+from preprocess.detect import Detection, Detector, make_detector, select_faces
 from preprocess.face_colors import describe_face
 from preprocess.imageio import ImageRejected, load_rgb
 
@@ -35,6 +38,19 @@ def png_bytes(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
+
+
+def detect_at_most(detector: Detector, image: Image.Image, max_side: int) -> list[Detection]:
+    """Detect on a copy shrunk to `max_side` (0: the image itself); boxes come back in source pixels."""
+    longest = max(image.size)
+    if not max_side or longest <= max_side:
+        return detector.detect(image)
+    scale = max_side / longest
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
+    return [
+        dataclasses.replace(d, box=tuple(round(v / scale) for v in d.box))  # type: ignore[arg-type]
+        for d in detector.detect(small)
+    ]
 
 
 def process_image(task: ImageTask, params: FacesParams, detector: Detector, images_dir: Path) -> dict:
@@ -59,7 +75,7 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector, imag
     except ImageRejected as e:
         reject(e.reason, e.detail)
         return record
-    found = detector.detect(image)
+    found = detect_at_most(detector, image, params.detect_max_side)
     if not found:
         reject("no_face", f"{detector.name} found no face")
         return record

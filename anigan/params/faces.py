@@ -16,6 +16,7 @@ class FacesParams:
     size: int = param(128, choices=(32, 64, 128, 256), help="side of the saved square crops in px")
     border: str = param("shift", choices=("skip", "pad", "shift"), help="a crop past the image edge: skip it, pad it (edge pixels repeated), or shift it inside")
     max_faces: int = param(8, min=1, help="at most this many faces per image (highest scores first)")
+    detect_max_side: int = param(0, min=0, help="detect on a copy shrunk to this longer side (speed on big images; crops stay full size); 0: full size")
     max_pixels: int = param(40_000_000, min=1, help="images with more pixels are rejected before decoding")
     workers: int = param(0, min=0, help="worker processes; 0 means all cores")
     seed: int = param(0, min=0, help="seed for the contact sheet's random choice of crops")
