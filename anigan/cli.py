@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("preprocess.split:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
     "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
     "generate": ("train.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
+    "evaluate": ("train.evaluate:evaluate_command", "Score the generator on the test split: metrics.json and report.html."),
 }
 
 

@@ -25,7 +25,8 @@ class Neighbours:
 
 
 def _flat(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).reshape(len(images), -1).float() / 255.0
+    # A copy: the references are often a read-only memory map, which torch will not wrap.
+    return torch.from_numpy(np.array(images, copy=True)).reshape(len(images), -1).float() / 255.0
 
 
 def nearest_neighbours(queries: np.ndarray, references: np.ndarray, chunk: int = 2048) -> Neighbours:

@@ -1,0 +1,239 @@
+"""report.html: one self-contained page (images as data: URIs, charts as inline SVG) that works offline."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from train.samples import image_grid, png_bytes
+
+TEMPLATE = "report_template.html"
+
+# metrics.json key -> what it says, shown beside the value; the order is the table's.
+METRIC_MEANINGS: dict[str, str] = {
+    "fid": "Frechet Inception distance, generated vs test (lower is better; biased upward for small sets)",
+    "kid": "kernel Inception distance, generated vs test (lower is better; unbiased)",
+    "kid_std": "spread of KID over the random subsets",
+    "face_rate": "share of generated samples in which animeface finds a face",
+    "face_rate_test": "the same share on real test images: the ceiling to compare with",
+    "msssim": "mean MS-SSIM between random pairs of samples (lower is more diverse)",
+    "msssim_test": "the same on real test images: the diversity of real faces",
+    "nn_train_distance_mean": "mean RMS pixel distance from a sample to its nearest training image",
+    "nn_train_distance_min": "the smallest such distance (0 means an exact copy)",
+    "test_nn_train_distance_mean": "mean distance from a test image to its nearest training image",
+    "test_nn_train_distance_min": "the smallest: the memorization threshold",
+    "memorized_share": "share of samples closer to training than any test image is",
+    "d_logit_train": "discriminator's mean logit on training reals",
+    "d_logit_test": "discriminator's mean logit on test reals",
+    "d_overfit_gap": "train minus test logit: near 0 is healthy, large means D memorised its training set",
+    "iteration": "training iteration of the checkpoint",
+    "num_samples": "generated samples scored",
+    "num_train": "training images",
+    "num_test": "test images",
+}
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """Bytes as a data: URI, so the page needs no other file."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def png_uri(image: np.ndarray) -> str:
+    """A uint8 (H, W, 3) image as a PNG data: URI."""
+    return data_uri(png_bytes(image), "image/png")
+
+
+def read_dvclive_series(live_dir: str | os.PathLike) -> dict[str, tuple[list[float], list[float]]]:
+    """Each metric DVCLive logged in `live_dir` -> (steps, values), read from plots/metrics/**/*.tsv.
+
+    A metric's name is its file path under plots/metrics without `.tsv` (e.g. `loss_D`). Rows
+    without a number (a torn last line) are skipped; a missing folder gives no series.
+    """
+    root = Path(live_dir, "plots", "metrics")
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    if not root.is_dir():
+        return series
+    for tsv in sorted(root.rglob("*.tsv")):
+        name = tsv.relative_to(root).with_suffix("").as_posix()
+        steps, values = [], []
+        with open(tsv, encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                try:
+                    step, value = float(row["step"]), float(row[tsv.stem])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if math.isfinite(step) and math.isfinite(value):
+                    steps.append(step)
+                    values.append(value)
+        if steps:
+            series[name] = (steps, values)
+    return series
+
+
+def _nice(value: float) -> str:
+    return f"{value:.4g}"
+
+
+COLOURS = ("#3366cc", "#dc3912", "#109618", "#ff9900", "#990099", "#0099c6")
+
+Series = tuple[Sequence[float], Sequence[float]]
+
+
+def chart_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """Metrics drawn on one chart share the word before their first `_` (loss_D with loss_G, D_x with D_G_z).
+
+    A group of one is titled by the metric's full name.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(name.split("_", 1)[0], []).append(name)
+    titled = {(members[0] if len(members) == 1 else word): members for word, members in groups.items()}
+    return dict(sorted(titled.items(), key=lambda item: (not item[0].startswith("loss"), item[0].lower())))
+
+
+def svg_line_chart(title: str, series: Mapping[str, Series], width: int = 340, height: int = 200) -> str:
+    """Metric histories (name -> (steps, values)) as one inline SVG line chart, with axis ranges and a legend."""
+    left, right, bottom = 52, 10, 28
+    top = 24 if len(series) < 2 else 16 + 11 * len(series)  # room for the legend above the plot
+    xs = [x for steps, _ in series.values() for x in steps]
+    ys = [y for _, values in series.values() for y in values]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x1 = x0 + 1
+    if y1 == y0:  # a flat line: centre it
+        pad = abs(y0) * 0.5 or 0.5
+        y0, y1 = y0 - pad, y1 + pad
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def point(x: float, y: float) -> str:
+        px = left + (x - x0) / (x1 - x0) * plot_w
+        py = top + (1 - (y - y0) / (y1 - y0)) * plot_h
+        return f"{px:.1f},{py:.1f}"
+
+    label = html.escape(title)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{label}">',
+        f'<text x="{left}" y="15" font-size="13" font-weight="bold">{label}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>',
+    ]
+    for k, (name, (steps, values)) in enumerate(series.items()):
+        colour = COLOURS[k % len(COLOURS)]
+        line = " ".join(point(x, y) for x, y in zip(steps, values))
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"><title>{html.escape(name)}</title></polyline>')
+        if len(series) > 1:  # the legend: names in their line's colour, right of the title
+            parts.append(
+                f'<text x="{width - right}" y="{13 + 11 * k}" font-size="10" '
+                f'text-anchor="end" fill="{colour}">{html.escape(name)}</text>'
+            )
+    parts += [
+        f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{_nice(y1)}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end">{_nice(y0)}</text>',
+        f'<text x="{left}" y="{height - 10}" font-size="10">{_nice(x0)}</text>',
+        f'<text x="{width - right}" y="{height - 10}" font-size="10" text-anchor="end">step {_nice(x1)}</text>',
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class NearestPair:
+    """A generated sample beside its nearest training image, and the RMS distance between them."""
+
+    sample: np.ndarray
+    neighbour: np.ndarray
+    distance: float
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report shows; images are uint8 (N, H, W, 3)."""
+
+    title: str
+    subtitle: str
+    seed: int
+    metrics: Mapping[str, float | int]
+    samples: np.ndarray
+    test_images: np.ndarray
+    pairs: Sequence[NearestPair]
+    threshold: float
+    progress_gif: bytes | None
+    curves: Mapping[str, Series]
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def _format_value(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+def _metric_rows(metrics: Mapping[str, float | int]) -> str:
+    ordered = [k for k in METRIC_MEANINGS if k in metrics] + sorted(k for k in metrics if k not in METRIC_MEANINGS)
+    return "\n".join(
+        f'<tr><td><code>{html.escape(k)}</code></td><td class="value">{_format_value(metrics[k])}</td>'
+        f"<td>{html.escape(METRIC_MEANINGS.get(k, ''))}</td></tr>"
+        for k in ordered
+    )
+
+
+def _grid(images: np.ndarray, limit: int = 64) -> tuple[str, int]:
+    """A PNG data: URI of up to `limit` images tiled 8 wide, and the width to show it at (2x)."""
+    shown = images[:limit]
+    grid = image_grid(shown, columns=min(8, len(shown)))
+    return png_uri(grid), 2 * grid.shape[1]
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The report as one HTML string: no external file, script or font is referenced."""
+    template = Template(resources.files("train").joinpath(TEMPLATE).read_text(encoding="utf-8"))
+    samples_uri, samples_width = _grid(inputs.samples)
+    if len(inputs.test_images):
+        test_uri, test_width = _grid(inputs.test_images)
+    else:
+        test_uri, test_width = png_uri(np.zeros((8, 8, 3), np.uint8)), 16
+    if inputs.progress_gif:
+        progress = f'<img class="pixels" alt="training progress" src="{data_uri(inputs.progress_gif, "image/gif")}">'
+    else:
+        progress = '<p class="muted">No progress.gif in the training run.</p>'
+    charts = "\n".join(
+        svg_line_chart(title, {name: inputs.curves[name] for name in members})
+        for title, members in chart_groups(list(inputs.curves)).items()
+    )
+    if charts:
+        charts = f'<div class="charts">{charts}</div>'
+    else:
+        charts = '<p class="muted">No DVCLive metrics in the training run.</p>'
+    pairs = "\n".join(
+        f'<div class="pair"><img class="pixels" alt="sample" src="{png_uri(p.sample)}">'
+        f'<img class="pixels" alt="nearest training image" src="{png_uri(p.neighbour)}">'
+        f"<br>distance {p.distance:.4f}</div>"
+        for p in inputs.pairs
+    )
+    notes = "\n".join(f'<p class="note">{html.escape(n)}</p>' for n in inputs.notes)
+    return template.substitute(
+        title=html.escape(inputs.title),
+        subtitle=html.escape(inputs.subtitle),
+        notes=notes,
+        metric_rows=_metric_rows(inputs.metrics),
+        seed=inputs.seed,
+        samples_grid=samples_uri,
+        grid_width=samples_width,
+        test_grid=test_uri,
+        test_grid_width=test_width,
+        progress=progress,
+        charts=charts,
+        threshold=f"{inputs.threshold:.4f}",
+        pairs=pairs or '<p class="muted">No pairs requested (evaluate.nn_pairs is 0).</p>',
+    )
