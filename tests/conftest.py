@@ -118,3 +118,42 @@ def demo_raw_folder(tmp_path_factory) -> Path:
     Shared by the whole session: read it, never write into it (copy it first).
     """
     return write_demo_raw_folder(tmp_path_factory.mktemp("demo_raw") / "raw")
+
+
+def write_random_inception_weights(path, seed: int = 0) -> Path:
+    """Save randomly initialised weights of torch-fidelity's FID Inception network to `path`.
+
+    The real weights cannot be downloaded here; a file of the same network class with random
+    weights exercises the whole FID/KID path. torch-fidelity's class loads weights in its
+    constructor, so a subclass that skips that one load builds the random network to save.
+    Convolutions get He initialisation so that features keep a usable scale through the
+    network's depth (PyTorch's default shrinks them to ~1e-8).
+    """
+    import torch
+    from torch import nn
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class RandomInception(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            return None  # keep the random initialisation
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({}, path)  # the constructor wants a readable file; its contents are ignored above
+    rng_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        network = RandomInception("random-inception", ["2048"], feature_extractor_weights_path=str(path))
+        for module in network.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    finally:
+        torch.random.set_rng_state(rng_state)
+    torch.save(network.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory) -> Path:
+    """A weights file for torch-fidelity's FID Inception network with random weights: see write_random_inception_weights."""
+    return write_random_inception_weights(tmp_path_factory.mktemp("inception") / "random-inception.pth")

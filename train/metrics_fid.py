@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,17 @@ def load_inception(weights_path: str | os.PathLike, device: torch.device) -> Fea
     if not path.is_file():
         raise UserError(missing_weights_message(path))
     try:
+        # torch-fidelity unpickles the file with weights_only=False, which would run any code a
+        # tampered file carries; reading it first with weights_only=True refuses such a file.
+        torch.load(path, map_location="cpu", weights_only=True)
         network = FeatureExtractorInceptionV3(
             "inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=str(path)
         )
-    except (RuntimeError, OSError, EOFError, KeyError, ValueError) as e:
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
         # A truncated download or another network's weights (pytorch-fid's file has other key names).
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"{path}: not torch-fidelity's Inception weights ({str(e).splitlines()[0]}); "
-            f"download {INCEPTION_WEIGHTS_URL}"
+            f"{path}: not torch-fidelity's Inception weights ({reason}); download {INCEPTION_WEIGHTS_URL}"
         ) from None
     return network.to(device)
 

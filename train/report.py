@@ -57,7 +57,7 @@ def read_dvclive_series(live_dir: str | os.PathLike) -> dict[str, tuple[list[flo
     """Each metric DVCLive logged in `live_dir` -> (steps, values), read from plots/metrics/**/*.tsv.
 
     A metric's name is its file path under plots/metrics without `.tsv` (e.g. `loss_D`). Rows
-    without a number (a torn last line) are skipped; a missing folder gives no series.
+    without a number and a torn last line (no newline yet) are skipped; a missing folder gives no series.
     """
     root = Path(live_dir, "plots", "metrics")
     series: dict[str, tuple[list[float], list[float]]] = {}
@@ -66,15 +66,18 @@ def read_dvclive_series(live_dir: str | os.PathLike) -> dict[str, tuple[list[flo
     for tsv in sorted(root.rglob("*.tsv")):
         name = tsv.relative_to(root).with_suffix("").as_posix()
         steps, values = [], []
-        with open(tsv, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                try:
-                    step, value = float(row["step"]), float(row[tsv.stem])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if math.isfinite(step) and math.isfinite(value):
-                    steps.append(step)
-                    values.append(value)
+        text = tsv.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if text and not text.endswith("\n"):
+            lines = lines[:-1]  # a writer stopped mid-line: "30\t0." would read as a wrong number
+        for row in csv.DictReader(lines, delimiter="\t"):
+            try:
+                step, value = float(row["step"]), float(row[tsv.stem])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if math.isfinite(step) and math.isfinite(value):
+                steps.append(step)
+                values.append(value)
         if steps:
             series[name] = (steps, values)
     return series
