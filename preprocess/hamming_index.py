@@ -111,19 +111,19 @@ def plan_bands(n: int, max_distance: int) -> Plan:
     return best
 
 
-def _flip_masks(width: int, radius: int) -> Iterator[int]:
-    """All band values of popcount <= radius, i.e. the XOR masks that reach the band's neighbours."""
-    for k in range(radius + 1):
-        for bits in itertools.combinations(range(width), k):
-            yield sum(1 << b for b in bits)
+def _flips_by_top_bit(width: int, radius: int) -> Iterator[tuple[int, list[int]]]:
+    """Nonzero XOR masks of popcount <= radius (the band values' neighbours), grouped by their highest bit."""
+    for top in range(width):
+        flips = [(1 << top) | sum(1 << b for b in rest) for k in range(radius) for rest in itertools.combinations(range(top), k)]
+        if flips:
+            yield top, flips
 
 
 def _expand(queries: np.ndarray, starts: np.ndarray, counts: np.ndarray, order: np.ndarray, limit: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """For each query i, pair it with order[starts[i] : starts[i] + counts[i]]; yield at most ~limit pairs at a time."""
-    keep = counts > 0
-    queries, starts, counts = queries[keep], starts[keep], counts[keep]
+    """For each query i (counts > 0), pair it with order[starts[i] : starts[i] + counts[i]]; at most ~limit pairs at a time."""
     if not len(queries):
         return
+    counts = counts.astype(np.int64)
     ends = np.cumsum(counts)
     lo = 0
     while lo < len(queries):
@@ -131,7 +131,7 @@ def _expand(queries: np.ndarray, starts: np.ndarray, counts: np.ndarray, order: 
         hi = max(int(np.searchsorted(ends, base + limit, side="right")), lo + 1)  # one giant bucket still goes alone
         c = counts[lo:hi]
         offsets = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
-        yield np.repeat(queries[lo:hi], c), order[np.repeat(starts[lo:hi], c) + offsets]
+        yield np.repeat(queries[lo:hi], c).astype(np.int64), order[np.repeat(starts[lo:hi], c) + offsets].astype(np.int64)
         lo = hi
 
 
@@ -169,42 +169,57 @@ def iter_distinct_pairs(hashes: np.ndarray, max_distance: int, *, plan: Plan | N
     searched = [b for b in plan.bands if b.radius >= 0]
     masks = np.array([b.mask for b in searched], dtype=np.uint64)
     for t, band in enumerate(searched):
-        values = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(np.int64)
-        order = np.argsort(values, kind="stable")
-        sorted_values = values[order]
-        if band.width <= TABLE_BITS:
-            counts_table = np.bincount(values, minlength=1 << band.width)
-            starts_table = np.cumsum(counts_table) - counts_table
-            biggest = int(counts_table.max())
-        else:
-            counts_table = starts_table = None
-            biggest = int(np.max(np.unique(sorted_values, return_counts=True)[1]))
-        if biggest > max(1000, 50 * math.sqrt(n)):
-            log.warning("hash band %d has a bucket of %d hashes: many similar hashes, the search slows down", t, biggest)
-        for flip in _flip_masks(band.width, band.radius):
-            if flip == 0:
-                # hashes sharing the band value: each pairs with those after it in the sorted bucket
-                positions = np.arange(n, dtype=np.int64)
-                bucket_end = np.searchsorted(sorted_values, sorted_values, side="right")
-                pairs = _expand(order, positions + 1, bucket_end - positions - 1, order, chunk)
+        for i, j in _band_candidates(u, band, chunk):
+            x = u[i] ^ u[j]
+            ok = popcount64(x) <= max_distance
+            for s in range(t):  # an earlier band that can see this pair has already reported it
+                ok &= popcount64(x & masks[s]) > searched[s].radius
+            if ok.any():
+                i, j = i[ok], j[ok]
+                yield np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)
+
+
+def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Index pairs whose band values differ in at most band.radius bits, each pair of values looked at once."""
+    n = len(u)
+    index = np.int32 if n < 2**31 else np.int64  # narrow indices and values halve the memory traffic
+    values = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(np.int32 if band.width <= 31 else np.int64)
+    order = np.argsort(values, kind="stable").astype(index)
+    sorted_values = values[order]
+    bucket_end = np.searchsorted(sorted_values, sorted_values, side="right")
+    biggest = int((bucket_end - np.searchsorted(sorted_values, sorted_values, side="left")).max())
+    if biggest > max(1000, 50 * math.sqrt(n)):
+        log.warning("%d hashes share one %d-bit band value: many similar hashes, the search slows down", biggest, band.width)
+
+    # hashes sharing the band value: each pairs with those after it in its sorted bucket
+    positions = np.arange(n, dtype=np.int64)
+    after = bucket_end - positions - 1
+    has = np.nonzero(after > 0)[0]
+    yield from _expand(order[has], positions[has] + 1, after[has], order, chunk)
+    if band.radius == 0:
+        return
+
+    table = band.width <= TABLE_BITS
+    if table:
+        counts_table = np.bincount(values, minlength=1 << band.width).astype(index)
+        starts_table = (np.cumsum(counts_table, dtype=np.int64) - counts_table).astype(index)
+        occupied = counts_table > 0
+    for top, flips in _flips_by_top_bit(band.width, band.radius):
+        # a pair of band values (v, v ^ flip) is looked up from the side whose top flipped bit is 0
+        queries = np.nonzero((values >> top) & 1 == 0)[0].astype(index)
+        base = values[queries]
+        for flip in flips:
+            targets = base ^ flip
+            if table:
+                hit = np.nonzero(occupied[targets])[0]
+                found = targets[hit]
+                starts, counts = starts_table[found], counts_table[found]
             else:
-                targets = values ^ flip
-                looked_up = np.nonzero(values < targets)[0]  # each pair of band values is looked up from one side
-                targets = targets[looked_up]
-                if counts_table is not None:
-                    starts, counts = starts_table[targets], counts_table[targets]
-                else:
-                    starts = np.searchsorted(sorted_values, targets, side="left")
-                    counts = np.searchsorted(sorted_values, targets, side="right") - starts
-                pairs = _expand(looked_up, starts, counts, order, chunk)
-            for i, j in pairs:
-                x = u[i] ^ u[j]
-                ok = popcount64(x) <= max_distance
-                for s in range(t):  # an earlier band that can see this pair has already reported it
-                    ok &= popcount64(x & masks[s]) > searched[s].radius
-                if ok.any():
-                    i, j = i[ok], j[ok]
-                    yield np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)
+                starts = np.searchsorted(sorted_values, targets, side="left")
+                counts = np.searchsorted(sorted_values, targets, side="right") - starts
+                hit = np.nonzero(counts)[0]
+                starts, counts = starts[hit], counts[hit]
+            yield from _expand(queries[hit], starts, counts, order, chunk)
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS) -> np.ndarray:
