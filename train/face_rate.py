@@ -14,7 +14,7 @@ from PIL import Image
 
 def upscale(image: np.ndarray, side: int) -> Image.Image:
     """A uint8 (H, W, 3) array as an RGB PIL image of at least `side` px on its short edge (bicubic)."""
-    picture = Image.fromarray(np.ascontiguousarray(image), "RGB")
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).convert("RGB")
     short = min(picture.size)
     if short >= side:
         return picture

@@ -65,7 +65,7 @@ def inception_features(
     """Pool3 features (N, 2048) float32 on the CPU of uint8 images (N, H, W, 3); the network resizes to 299."""
     parts = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
+        batch = torch.from_numpy(np.array(images[start : start + batch_size], copy=True))  # memmaps are read-only
         batch = batch.permute(0, 3, 1, 2).to(device)
         (features,) = network(batch)
         parts.append(features.to("cpu", torch.float32))

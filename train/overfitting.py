@@ -17,7 +17,7 @@ def discriminator_scores(discriminator: nn.Module, images: np.ndarray, device: t
     """D's logit for each uint8 image (N, S, S, 3), scaled to [-1, 1] as in training; float64 (N,)."""
     scores = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(np.array(images[start : start + batch_size], copy=True)).to(device)
         batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         scores.append(discriminator(batch).double().cpu().numpy())
     return np.concatenate(scores) if scores else np.zeros(0)
