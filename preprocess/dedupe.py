@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -211,7 +212,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         fresh = []
         for k, result in enumerate(batch):
             if isinstance(result, FaceHash):
-                if result is known[start + k]:
+                if result == known[start + k]:
                     reused += 1
                 else:
                     fresh.append(_cache_record(records[start + k]["face_id"], result))
@@ -280,10 +281,11 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
 @pass_anigan
 def dedupe_command(ctx: AniganContext, max_distance: int | None, workers: int | None) -> None:
     """Group exact and near-duplicate faces; keep one per group."""
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     params = ctx.params(**{"dedupe.max_distance": max_distance, "dedupe.workers": workers})
-    with Progress(transient=True) as bar:
+    columns = (TextColumn("hashing faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("hashing faces", total=None)
         summary = run_dedupe(params, progress=lambda done, total: bar.update(task, completed=done, total=total))
     kinds = ", ".join(f"{v} {k}" for k, v in summary.removed_by_kind.items())

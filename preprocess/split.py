@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,10 +153,11 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
 @pass_anigan
 def split_command(ctx: AniganContext, test_ratio: float | None, salt: str | None, image_size: int | None) -> None:
     """Split kept faces into train/test without leaks and pack them as arrays."""
-    from rich.progress import Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     params = ctx.params(**{"test_ratio": test_ratio, "split.salt": salt, "split.image_size": image_size})
-    with Progress(transient=True) as bar:
+    columns = (TextColumn("packing faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("packing faces", total=None)
         summary = run_split(params, progress=lambda done, total: bar.update(task, completed=done, total=total))
     card = summary.card
