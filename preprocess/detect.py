@@ -1,7 +1,7 @@
 """The two face detectors behind one shape: `detector.detect(rgb_image) -> list[Detection]`.
 
-- `animeface` (default): the nvxs anime face detector. Gives a likelihood in 0..1 and hair and
-  eye colour estimates. It finds nothing with Pillow 12+, so `open_detector` checks that first and
+- `animeface` (default): the nvxs anime face detector. Gives a likelihood in 0..1, a hair colour
+  estimate and eye boxes (the iris colour is read from those here). It finds nothing with Pillow 12+, so `open_detector` checks that first and
   then asks it to find a drawn face, failing with one clear line when it cannot.
 - `cascade`: an OpenCV cascade XML (e.g. lbpcascade_animeface.xml), fast and good on real art but
   blind to the demo booru's simple drawings. A cascade only says yes or no, so its score is 1.0;
@@ -21,6 +21,7 @@ from PIL import Image
 
 from anigan.errors import UserError
 from anigan.params.faces import FacesParams
+from preprocess.face_colors import iris_color
 
 RGB = tuple[int, int, int]
 
@@ -45,6 +46,21 @@ def _rgb(color) -> RGB:
     return (int(color.r), int(color.g), int(color.b))
 
 
+def _eye_rgb(pixels: np.ndarray, face) -> RGB | None:
+    """Iris colour read from both eye boxes.
+
+    animeface's own eye colours change from call to call on the same image (its boxes and hair
+    colour do not), which would make crops' labels depend on the worker count; so the colour is
+    read here from the pixels of the boxes it reports.
+    """
+    boxes = []
+    for part in (face.left_eye, face.right_eye):
+        b = part.pos
+        x0, y0 = max(int(b.x), 0), max(int(b.y), 0)
+        boxes.append(pixels[y0 : max(y0, int(b.y + b.height)), x0 : max(x0, int(b.x + b.width))].reshape(-1, 3))
+    return iris_color(np.concatenate(boxes))
+
+
 class AnimefaceDetector:
     """animeface (nvxs): likelihood and colour estimates per face."""
 
@@ -57,11 +73,10 @@ class AnimefaceDetector:
 
     def detect(self, image: Image.Image) -> list[Detection]:
         found = []
+        pixels = np.asarray(image)
         for f in self._animeface.detect(image):
             pos = f.face.pos
-            left, right = _rgb(f.left_eye.color), _rgb(f.right_eye.color)
-            eye = tuple((a + b) // 2 for a, b in zip(left, right))
-            found.append(Detection((int(pos.x), int(pos.y), int(pos.width), int(pos.height)), round(float(f.likelihood), 4), _rgb(f.hair.color), eye))
+            found.append(Detection((int(pos.x), int(pos.y), int(pos.width), int(pos.height)), round(float(f.likelihood), 4), _rgb(f.hair.color), _eye_rgb(pixels, f)))
         return found
 
 

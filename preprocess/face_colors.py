@@ -58,6 +58,27 @@ def nearest_color(rgb: Sequence[float], palette: dict[str, tuple[int, int, int]]
     return names[int(np.argmin(distances))]
 
 
+def iris_color(eye: np.ndarray) -> tuple[int, int, int] | None:
+    """The colour of an iris from the RGB pixels of an eye box, or None for an empty box.
+
+    An eye box holds the iris, a dark pupil, lash lines, white highlights and some skin. The iris
+    is what is both coloured and not too dark: the median of the pixels with HSV saturation
+    >= 0.3 and value >= 0.2. Eyes with no such pixels (black or grey eyes) give the median of
+    the pixels that are not near-white instead.
+    """
+    pixels = np.asarray(eye, dtype=np.float64).reshape(-1, 3)
+    if pixels.size == 0:
+        return None
+    high, low = pixels.max(axis=1), pixels.min(axis=1)
+    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1), 0)
+    iris = pixels[(saturation >= 0.3) & (high >= 0.2 * 255)]
+    if len(iris) < max(4, len(pixels) // 50):
+        iris = pixels[low < 0.85 * 255]
+        if len(iris) == 0:
+            iris = pixels
+    return tuple(int(round(v)) for v in np.median(iris, axis=0))  # type: ignore[return-value]
+
+
 def _tagged(tags: Iterable[str], suffix: str, vocabulary: dict, synonyms: dict[str, str]) -> str | None:
     found = set()
     for tag in tags:

@@ -1,8 +1,9 @@
 """Hair/eye colour words: from tags for single-face images, else from the detector's RGB estimate."""
 
+import numpy as np
 import pytest
 
-from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_from_tags, nearest_color
+from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_from_tags, iris_color, nearest_color
 
 
 @pytest.mark.parametrize("palette", [HAIR_COLORS, EYE_COLORS])
@@ -48,3 +49,26 @@ def test_silent_tags_fall_back_per_attribute():
 
 def test_nothing_known_gives_nulls():
     assert describe_face([], 3, None, None) == (None, None, None)
+
+
+def _eye(iris, size=24):
+    """A drawn eye box: skin, white sclera, a coloured iris, a black pupil, a white highlight, a lash line."""
+    eye = np.full((size, size, 3), (248, 225, 205), np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    c = size / 2
+    eye[(yy - c) ** 2 / 1.2 + (xx - c) ** 2 < (size * 0.45) ** 2] = (255, 255, 255)
+    eye[(yy - c) ** 2 + (xx - c) ** 2 < (size * 0.35) ** 2] = iris
+    eye[(yy - c) ** 2 + (xx - c) ** 2 < (size * 0.15) ** 2] = (15, 15, 20)
+    eye[(yy - c + 4) ** 2 + (xx - c + 4) ** 2 < 4] = (255, 255, 255)
+    eye[:3] = (20, 20, 20)
+    return eye
+
+
+@pytest.mark.parametrize("word", sorted(EYE_COLORS))
+def test_iris_colour_is_read_past_pupil_lashes_highlight_and_skin(word):
+    assert nearest_color(iris_color(_eye(EYE_COLORS[word])), EYE_COLORS) == word
+
+
+def test_iris_colour_of_grey_eyes_and_of_nothing():
+    assert iris_color(_eye((90, 90, 95))) is not None
+    assert iris_color(np.zeros((0, 3), np.uint8)) is None
