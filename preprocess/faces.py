@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -282,7 +283,7 @@ def faces_command(ctx: AniganContext, detector: str | None, cascade_path: str | 
 
     params = ctx.params(**{"faces.detector": detector, "faces.cascade_path": cascade_path, "faces.workers": workers})
     columns = (TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
+    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("faces", total=None)
         summary = run_faces(params, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     click.echo(
