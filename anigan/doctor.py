@@ -91,9 +91,9 @@ def check_torch() -> Check:
 def check_animeface() -> Check:
     """Draw one demo face and ask animeface to find it: the whole offline pipeline depends on this."""
     try:
-        drawing = importlib.import_module("crawler.demo.drawing")
+        demo = importlib.import_module("crawler.demo.generator")
         animeface = importlib.import_module("animeface")
-        image = drawing.portrait(seed=0)
+        image = demo.portrait(seed=0)
         found = animeface.detect(image)
     except Exception as e:
         return Check("animeface", False, f"animeface failed: {e}", "run `uv sync`; animeface needs pillow<12")

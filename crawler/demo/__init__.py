@@ -1,0 +1,1 @@
+"""The demo booru: procedurally drawn anime faces served through real booru APIs on loopback."""
