@@ -145,14 +145,19 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
 
 
-def draw_scene(rng: np.random.Generator, face_count: int) -> Scene:
-    """A random background with `face_count` non-overlapping faces (fewer if they do not fit)."""
+def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.0) -> Scene:
+    """A random background with `face_count` non-overlapping faces (fewer if they do not fit).
+
+    Face radii are mostly 22-110 px with some small ones (14-22) that detectors may miss;
+    `min_radius` raises the floor, for posts whose faces must be found.
+    """
     width, height = (int(v) for v in rng.integers(256, 641, 2))
     pixels, background = _background(rng, height, width)
     placed: list[tuple[float, float, float]] = []
     for _ in range(face_count):
         for _attempt in range(60):
             r = float(rng.uniform(22, 110)) if rng.random() < 0.85 else float(rng.uniform(14, 22))
+            r = max(r, min_radius)
             cx = float(rng.uniform(1.3 * r, width - 1.3 * r)) if width > 2.6 * r else -1.0
             cy = float(rng.uniform(1.5 * r, height - 1.35 * r)) if height > 2.85 * r else -1.0
             if cx < 0 or cy < 0:
@@ -236,8 +241,8 @@ def _post(post_id, kind, data, ext, scene, tags, rating, *, md5=None, size=None,
     )
 
 
-def _scene_post(post_id: int, rng: np.random.Generator, face_count: int | None = None) -> tuple[DemoPost, Scene]:
-    scene = draw_scene(rng, _face_count(rng) if face_count is None else face_count)
+def _scene_post(post_id: int, rng: np.random.Generator, face_count: int | None = None, min_radius: float = 0.0) -> tuple[DemoPost, Scene]:
+    scene = draw_scene(rng, _face_count(rng) if face_count is None else face_count, min_radius)
     ext = "jpg" if rng.random() < 0.6 else "png"
     data = encode(_pil(scene.pixels), ext, quality=92) if ext == "jpg" else encode(_pil(scene.pixels), ext)
     rating = str(rng.choice(RATINGS, p=RATING_WEIGHTS))
@@ -288,8 +293,9 @@ def _edge_post(kind: str, post_id: int, rng: np.random.Generator, base: tuple[De
         scene = Scene(np.zeros((1, 1, 3), np.uint8), (), "")
         return _post(post_id, kind, data, "png", scene, ("absurdres", "1girl"), "general", size=(BOMB_SIDE, BOMB_SIDE), faces=())
 
-    # The rest re-encode a fresh scene with at least one face.
-    post, scene = _scene_post(post_id, rng, face_count=int(rng.integers(1, 3)))
+    # The rest re-encode a fresh scene with one or two faces large enough to be found reliably,
+    # so a missed face there means the format was mishandled.
+    post, scene = _scene_post(post_id, rng, face_count=int(rng.integers(1, 3)), min_radius=40.0)
     pil = _pil(scene.pixels)
     if kind in ("truncated", "zero_byte"):
         full = encode(pil, "jpg", quality=92)
