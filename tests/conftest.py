@@ -64,14 +64,15 @@ def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:
         return False
 
 
-def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False) -> Path:
+def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False, kinds=None) -> Path:
     """Write the demo booru's posts in the crawl stage's raw layout (DESIGN.md) and return the folder.
 
     `images/<sha256[:2]>/<sha256>.<ext>`, `manifest.jsonl` (one record per image ID, first post
     wins, as for exact duplicates) and `ground_truth.jsonl` (the demo's records for the images
     written). By default only what a crawl keeps: decodable, not behind robots.txt. With
     `include_broken`, truncated, empty, HTML and bomb files are written too, for stages that must
-    reject them. No server is started: files come straight from the generator.
+    reject them. `kinds` (a set of demo post kinds) keeps only those posts. No server is started:
+    files come straight from the generator.
     """
     from anigan.ids import sha256_hex
     from crawler.demo.generator import generate_site
@@ -81,6 +82,8 @@ def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken
     truth = {r["post_id"]: r for r in site.ground_truth()}
     manifest, ground_truth, written = [], [], set()
     for post in site.posts:
+        if kinds is not None and post.kind not in kinds:
+            continue
         if not include_broken and (post.forbidden or not _decodes(post.data)):
             continue
         image_id = sha256_hex(post.data)
@@ -118,6 +121,23 @@ def demo_raw_folder(tmp_path_factory) -> Path:
     Shared by the whole session: read it, never write into it (copy it first).
     """
     return write_demo_raw_folder(tmp_path_factory.mktemp("demo_raw") / "raw")
+
+
+@pytest.fixture(scope="session")
+def demo_site():
+    """The demo booru's 60 posts for seed 0 (every planted edge case included); generated once."""
+    from crawler.demo.generator import generate_site
+
+    return generate_site(seed=0, posts=60)
+
+
+@pytest.fixture
+def demo_booru(demo_site):
+    """`demo_site` served on an ephemeral loopback port, without faults; yields the running DemoBooru."""
+    from crawler.demo.server import DemoBooru
+
+    with DemoBooru(demo_site) as booru:
+        yield booru
 
 
 def write_random_inception_weights(path, seed: int = 0) -> Path:
