@@ -17,7 +17,7 @@ class EvaluateParams:
     kid_subsets: int = param(100, min=1, help="random subsets averaged for KID")
     kid_subset_size: int = param(1000, min=2, help="images per KID subset (capped at the smaller set)")
     msssim_pairs: int = param(1000, min=1, help="random sample pairs averaged for MS-SSIM diversity")
-    face_upscale: int = param(256, min=32, help="side images are upscaled to before animeface looks for a face")
+    face_upscale: int = param(128, min=32, help="side smaller images are upscaled to before animeface looks for a face")
     nn_pairs: int = param(8, min=0, help="nearest-neighbour pairs shown in the report")
     batch_size: int = param(64, min=1, help="batch size for generation and feature extraction")
     device: str = param("auto", choices=("auto", "cuda", "cpu", "mps"), help="auto picks cuda, then mps, then cpu")
