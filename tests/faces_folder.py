@@ -34,8 +34,8 @@ def drawing(seed: int, side: int = 160) -> np.ndarray:
     img[mask > 0] = texture.clip(0, 255).astype(np.uint8)[mask > 0]
     for _ in range(2):
         x, y = (int(v) for v in c + rng.integers(-25, 26, 2))
-        cv2.circle(img, (x, y), int(rng.integers(5, 12)), tuple(int(v) for v in rng.integers(0, 80, 3)), -1)
-    return img
+        cv2.circle(img, (x, y), int(rng.integers(8, 14)), tuple(int(v) for v in rng.integers(0, 80, 3)), -1)
+    return cv2.GaussianBlur(img, (0, 0), 1.5)  # soft edges, like a drawing after a downscale
 
 
 def crop(img: np.ndarray, dx: int = 0, dy: int = 0, size: int = 128) -> np.ndarray:
