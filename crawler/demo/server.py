@@ -9,7 +9,9 @@ Fault modes for tests (`Faults`) are deterministic: every Nth request is refused
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -62,6 +64,16 @@ def matches(post: DemoPost, query: str, rating_query: dict[str, set[str]] = RATI
         if hit == negate:
             return False
     return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for "localhost" and loopback IP literals (127.0.0.0/8, ::1); names are not resolved."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _int(value: str | None, default: int, low: int, high: int) -> int:
@@ -125,11 +137,15 @@ class _Server(ThreadingHTTPServer):
     booru: "DemoBooru"
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class DemoBooru:
     """A running demo booru for `site`, bound to loopback; use as a context manager or start()/stop()."""
 
     def __init__(self, site: DemoSite, host: str = LOOPBACK, port: int = 0, faults: Faults | None = None) -> None:
-        if not host.startswith("127.") and host not in ("localhost", "::1"):
+        if not is_loopback(host):
             raise ValueError(f"the demo booru binds to loopback only, not {host!r}")
         self.site = site
         self.faults = faults or Faults()
@@ -138,14 +154,14 @@ class DemoBooru:
         self._total = 0
         self._files = {self.file_path(p): p for p in site.posts}
         self._newest_first = sorted(site.posts, key=lambda p: p.post_id, reverse=True)
-        self._server = _Server((host, port), _Handler)
+        self._server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
         self._server.booru = self
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> "DemoBooru":
         self._thread = threading.Thread(target=self._server.serve_forever, name="demo-booru", daemon=True)
@@ -156,10 +172,12 @@ class DemoBooru:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        # shutdown() waits for a serve loop to end, so it would hang if none was started.
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join()
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> "DemoBooru":
         return self.start()
