@@ -164,7 +164,8 @@ class DemoBooru:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> "DemoBooru":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-booru", daemon=True)
+        # A short poll interval: stop() waits up to one interval, and tests start many servers.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="demo-booru", daemon=True)
         self._thread.start()
         return self
 
