@@ -267,6 +267,12 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         hashes_reused=reused,
         output=str(out),
     )
+    if summary.largest_group > max(10, 0.1 * len(hashed)):
+        log.warning(
+            "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
+            "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance",
+            summary.largest_group, len(hashed), rows[int(np.argmax(np.bincount(labels)))]["group_id"], out,
+        )
     write_jsonl(out / "manifest.jsonl", rows)
     write_jsonl(out / "rejects.jsonl", rejects)
     write_jsonl(cache_path, [_cache_record(r["face_id"], h) for r, h in hashed])  # drop hashes of faces gone

@@ -142,6 +142,11 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     card["content_hash"] = hashlib.sha256(json.dumps(card["splits"], sort_keys=True).encode()).hexdigest()
     if not card["faces"]:
         log.warning("no kept faces: the dataset is empty")
+    elif card["faces"] >= 20 and abs(card["realized_test_ratio"] - p.test_ratio) > 0.1:
+        log.warning(
+            "test share %.3f is far from test_ratio %s: a few large duplicate groups or source images decide it (see dedupe.json)",
+            card["realized_test_ratio"], p.test_ratio,
+        )
     write_json(out / "card.json", card)
     return SplitSummary(card, str(out))
 

@@ -149,12 +149,14 @@ def test_the_command_prints_a_summary_and_takes_the_threshold(planted):
     assert json.loads((root / "dedup" / "dedupe.json").read_text())["max_distance"] == 0
 
 
-def test_a_wide_threshold_merges_more(planted):
+def test_a_wide_threshold_merges_more_and_a_giant_group_is_reported(planted, caplog):
     root, faces, copy_of = planted
     narrow = run_dedupe(params_for(root, **{"dedupe.max_distance": 0}))
+    assert "fell into one duplicate group" not in caplog.text
     wide = run_dedupe(params_for(root, **{"dedupe.max_distance": 20}))
     assert narrow.removed_by_kind["exact"] == 3 and narrow.removed < len(copy_of)
     assert wide.kept < len(faces) - len(copy_of)  # 20 of 64 bits merges different drawings too
+    assert f"{wide.largest_group} of {len(faces)} faces fell into one duplicate group" in caplog.text
 
 
 def test_decoded_pixels_decide_exactness_not_file_bytes(tmp_path):
