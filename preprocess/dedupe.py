@@ -267,7 +267,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         hashes_reused=reused,
         output=str(out),
     )
-    if summary.largest_group > max(10, 0.1 * len(hashed)):
+    if summary.largest_group > max(5, 0.1 * len(hashed)):
         log.warning(
             "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
             "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance",
