@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from anigan.cli import AniganContext, pass_anigan
 from anigan.files import atomic_write_bytes, write_json, write_jsonl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import LOOPBACK, DemoBooru, Faults
@@ -21,15 +22,15 @@ def demo_site() -> None:
 
 
 @demo_site.command("serve")
-@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
 @click.option("--posts", type=int, default=None, help="Number of posts [default: demo.posts].")
 @click.option("--seed", type=int, default=None, help="Generator seed [default: demo.seed].")
-@click.option("--rate-limit-every", type=int, default=0, help="Answer every Nth request with 429 + Retry-After.")
-@click.option("--retry-after", type=int, default=1, show_default=True, help="Seconds in the Retry-After header.")
-@click.option("--error-every", type=int, default=0, help="Answer every Nth request with 500.")
-@click.option("--delay", type=float, default=0.0, help="Seconds to wait before each response.")
-@click.pass_obj
-def serve(obj, port, posts, seed, rate_limit_every, retry_after, error_every, delay) -> None:
+@click.option("--rate-limit-every", type=click.IntRange(min=0), default=0, help="Answer every Nth request with 429 + Retry-After.")
+@click.option("--retry-after", type=click.IntRange(min=0), default=1, show_default=True, help="Seconds in the Retry-After header.")
+@click.option("--error-every", type=click.IntRange(min=0), default=0, help="Answer every Nth request with 500.")
+@click.option("--delay", type=click.FloatRange(min=0.0), default=0.0, help="Seconds to wait before each response.")
+@pass_anigan
+def serve(obj: AniganContext, port, posts, seed, rate_limit_every, retry_after, error_every, delay) -> None:
     """Serve the demo booru on loopback until Ctrl-C; prints its URL first."""
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
     site = generate_site(params.seed, params.posts)
@@ -47,8 +48,8 @@ def serve(obj, port, posts, seed, rate_limit_every, retry_after, error_every, de
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--posts", type=int, default=None, help="Number of posts [default: demo.posts].")
 @click.option("--seed", type=int, default=None, help="Generator seed [default: demo.seed].")
-@click.pass_obj
-def generate(obj, out: Path, posts, seed) -> None:
+@pass_anigan
+def generate(obj: AniganContext, out: Path, posts, seed) -> None:
     """Write every post's file, posts.json and ground_truth.jsonl to OUT (to look at them)."""
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
     site = generate_site(params.seed, params.posts)
