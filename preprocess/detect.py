@@ -149,9 +149,10 @@ def make_detector(params: FacesParams) -> Detector:
 
 def open_detector(params: FacesParams) -> Detector:
     """make_detector plus the start-up checks: the cascade file loads, or animeface sees a drawn face."""
+    detector = make_detector(params)  # first: it limits OpenCV to one thread before any drawing
     if params.detector == "animeface":
         check_animeface()
-    return make_detector(params)
+    return detector
 
 
 def select_faces(found: list[Detection], params: FacesParams) -> tuple[list[Detection], list[tuple[Detection, str, str]]]:
