@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +162,18 @@ def test_changing_a_detection_setting_reprocesses_everything(small_raw, tmp_path
     assert {r["image_id"] for r in read_jsonl(out / STATE)} == {r["image_id"] for r in read_jsonl(small_raw / "manifest.jsonl")}
 
 
-class Interrupted(Exception):
-    """Stands in for a kill: raised from the progress callback in the middle of a run."""
+KILL_AT_FIVE = """
+import os, signal, sys
+from anigan.params import load_params
+from preprocess.faces import run_faces
+
+def kill_at_five(done, total):
+    if done == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+overrides = {"paths.raw": sys.argv[1], "paths.faces": sys.argv[2], "faces.workers": 2}
+run_faces(load_params(None, overrides), on_progress=kill_at_five)
+"""
 
 
 def test_a_killed_run_resumes_without_duplicates_or_lost_work(small_raw, tmp_path):
@@ -168,13 +181,9 @@ def test_a_killed_run_resumes_without_duplicates_or_lost_work(small_raw, tmp_pat
     run_faces(params_for(small_raw, reference))
 
     out = tmp_path / "faces"
-
-    def stop_after_five(done, total):
-        if done == 5:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        run_faces(params_for(small_raw, out), on_progress=stop_after_five)
+    # SIGKILL the stage (and so its pool) right after its fifth image is recorded
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_FIVE, str(small_raw), str(out)], cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(list(read_jsonl(out / STATE))) == 5 and not (out / MANIFEST).exists()
     # a kill can also tear the last state line and leave a temporary crop behind
     with open(out / STATE, "a") as f:
