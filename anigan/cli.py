@@ -21,6 +21,7 @@ from anigan.params import DEFAULT_PATH, Params, load_params, parse_override
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("anigan.doctor:doctor_command", "Check the installation: versions, device, detector, DVC."),
     "demo-site": ("crawler.demo.cli:demo_site", "The demo booru: generate it or serve it on loopback."),
+    "crawl": ("crawler.cli:crawl_command", "Crawl a booru (the demo booru by default) into the raw folder; resumable."),
     "dedupe": ("preprocess.dedupe:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
     "faces": ("preprocess.faces:faces_command", "Detect, crop and describe anime faces in the raw images."),
     "split": ("preprocess.split:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),

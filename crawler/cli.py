@@ -1,0 +1,97 @@
+"""`anigan crawl`: fill the raw folder from a booru (the demo booru by default)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from anigan.cli import AniganContext, pass_anigan
+from crawler.crawl import CrawlSummary, Progress, run_crawl
+from crawler.rawfolder import MANIFEST, REJECTS, SUMMARY
+
+
+def _log_level() -> str:
+    """The worker logs as verbosely as `anigan -v/-vv` asked for."""
+    level = logging.getLogger().getEffectiveLevel()
+    return "DEBUG" if level <= logging.DEBUG else "INFO" if level <= logging.INFO else "WARNING"
+
+
+def format_summary(summary: CrawlSummary) -> list[str]:
+    """The lines `anigan crawl` prints at the end."""
+    lines = [
+        f"{summary.kept} images kept in {summary.output} ({summary.new} new this run, "
+        f"{summary.posts} posts: {summary.posts - summary.kept} exact duplicates share an image), "
+        f"limit {summary.limit}; {summary.stopped} after {summary.seconds:.1f} s"
+        + (f", {summary.rate:.1f} new images/s" if summary.new else "")
+    ]
+    if summary.rejected:
+        lines.append(
+            "rejected: " + ", ".join(f"{n} {reason}" for reason, n in summary.rejected.items())
+            + f" ({summary.rejected_now} this run; see {summary.output}/{REJECTS})"
+        )
+    if summary.skipped:
+        lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in summary.skipped.items()))
+    if summary.dropped:
+        lines.append("dropped from an earlier run for the current params: " + ", ".join(f"{n} {k}" for k, n in summary.dropped.items()))
+    if summary.failed_pages:
+        lines.append(f"{len(summary.failed_pages)} listing page(s) failed after every retry; run again to continue")
+    if summary.stopped == "interrupted":
+        lines.append("stopped early: run the same command again to resume")
+    lines.append(f"manifest {summary.output}/{MANIFEST}, summary {summary.output}/{SUMMARY}")
+    return lines
+
+
+@click.command("crawl")
+@click.option("--source", type=click.Choice(["demo", "danbooru", "gelbooru", "safebooru", "konachan", "yandere"]), default=None, help="Booru to crawl [crawl.source].")
+@click.option("--base-url", default=None, metavar="URL", help="Another site speaking the source's API [crawl.base_url].")
+@click.option("--tags", default=None, help='Tag query as typed on the site, e.g. "1girl solo" [crawl.tags].')
+@click.option("--limit", type=int, default=None, help="Images to keep in total, across resumed runs [crawl.limit].")
+@click.option("--concurrency", type=int, default=None, help="Concurrent requests to the site [crawl.concurrency].")
+@click.option("--delay", "download_delay", type=float, default=None, help="Seconds between requests [crawl.download_delay].")
+@click.option("--user-agent", default=None, help="User-Agent header; say who you are [crawl.user_agent].")
+@click.option("--scheduler", type=click.Choice(["memory", "redis"]), default=None, help="redis: share one queue between processes [crawl.scheduler].")
+@click.option("--redis-url", default=None, metavar="URL", help="Redis for --scheduler redis [crawl.redis_url].")
+@click.option("--out", "output", default=None, metavar="DIR", help="Output folder [paths.raw].")
+@pass_anigan
+def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency, download_delay, user_agent, scheduler, redis_url, output) -> None:
+    """Crawl a booru into the raw folder: images, manifest.jsonl, rejects.jsonl, crawl.json.
+
+    Polite by default (robots.txt, one site's domains, AutoThrottle, Retry-After). Ctrl-C stops
+    gracefully; running the same command again resumes without fetching anything twice.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    params = ctx.params(
+        **{
+            "crawl.source": source,
+            "crawl.base_url": base_url,
+            "crawl.tags": tags,
+            "crawl.limit": limit,
+            "crawl.concurrency": concurrency,
+            "crawl.download_delay": download_delay,
+            "crawl.user_agent": user_agent,
+            "crawl.scheduler": scheduler,
+            "crawl.redis_url": redis_url,
+            "paths.raw": output,
+        }
+    )
+    columns = (
+        TextColumn("crawling {task.fields[source]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("images · {task.fields[rate]:.1f}/s · {task.fields[rejected]} rejected"),
+        TimeElapsedColumn(),
+    )
+    with Bar(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("crawl", total=params.crawl.limit, source=params.crawl.source, rate=0.0, rejected=0)
+
+        def show(p: Progress) -> None:
+            bar.update(task, completed=p.kept, rate=p.rate, rejected=p.rejected)
+
+        summary = run_crawl(params, on_progress=show, log_level=_log_level())
+    for line in format_summary(summary):
+        click.echo(line)
+    if summary.stopped == "interrupted":
+        sys.exit(130)

@@ -1,0 +1,295 @@
+"""The crawl stage: `run_crawl(params) -> CrawlSummary` fills `paths.raw` from a booru.
+
+The parent (this module) resolves the source, starts the demo booru when the source is demo,
+brings the output folder in line with the params (rawfolder.RawFolder.prepare), and runs the
+Scrapy crawl in a fresh `python -m crawler.worker` process (Twisted's reactor cannot restart in
+one process, and tests crawl many times). Progress arrives from the worker as JSON lines; the
+summary is read back from the folder itself and written to crawl.json.
+
+Resuming is the same command again: posts in the manifest or refused for good are not fetched
+again, and `limit` counts every image kept, whichever run kept it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import crawler
+from anigan.errors import UserError
+from anigan.files import atomic_write_bytes, write_json
+from anigan.params import Params
+from crawler.job import CrawlJob, make_job
+from crawler.rawfolder import RawFolder, Reconciled, post_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running crawl's counts: images kept in total (of `limit`), new this run, refused this run."""
+
+    kept: int
+    limit: int
+    new: int
+    rejected: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """New images per second in this run."""
+        return self.new / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CrawlSummary:
+    """What the folder holds after a run, and what the run did."""
+
+    source: str
+    base_url: str
+    tags: str
+    kept: int  # distinct images in the folder
+    posts: int  # manifest lines: exact duplicates share an image
+    new: int  # images added by this run
+    rejected: dict[str, int]  # rejects.jsonl by reason (every run's)
+    rejected_now: int  # posts refused by this run
+    skipped: dict[str, int]  # posts this run did not download, by reason
+    stopped: str  # finished | limit | interrupted | killed | failed | nothing_to_do
+    seconds: float
+    output: str
+    limit: int
+    failed_pages: tuple[str, ...] = ()
+    dropped: dict[str, int] = field(default_factory=dict)  # manifest lines dropped by reconcile
+    started_over: bool = False
+    requests: int = 0
+    retries: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.new / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def crawl_query(params: Params) -> dict:
+    """What identifies a crawl's content: a folder holds one query; another query starts over."""
+    cp = params.crawl
+    site = cp.base_url or (f"demo seed={params.demo.seed} posts={params.demo.posts}" if cp.source == "demo" else "")
+    return {"source": cp.source, "site": site.rstrip("/"), "tags": " ".join(cp.tags.split())}
+
+
+def _check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except (redis.RedisError, ValueError) as e:
+        raise UserError(f"crawl.redis_url = {url!r}: cannot reach Redis ({e}); start redis-server or fix the URL") from None
+
+
+def _save_ground_truth(base_url: str, folder: RawFolder) -> None:
+    """The demo booru's truth about its posts, for the faces stage's precision/recall."""
+    with urllib.request.urlopen(f"{base_url}/anigan/ground_truth.jsonl", timeout=60) as response:
+        atomic_write_bytes(folder.ground_truth, response.read())
+
+
+class CrawlRun:
+    """One crawl in a worker process; use as a context manager, read `events()`, then `finish()`.
+
+    `run_crawl` is the usual entry; tests use this class to interrupt or kill a worker mid-crawl.
+    """
+
+    def __init__(self, params: Params, log_level: str = "WARNING") -> None:
+        self.params = params
+        self.log_level = log_level
+        self.folder = RawFolder(params.paths.raw)
+        self.job: CrawlJob | None = None
+        self.process: subprocess.Popen | None = None
+        self.reconciled = Reconciled([], [])
+        self.done: dict = {}
+        self.stopped: str | None = None
+        self.latest = Progress(0, params.crawl.limit, 0, 0, 0.0)
+        self._booru = None
+        self._started = time.monotonic()
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "CrawlRun":
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.process is not None and self.process.poll() is None:
+                self.interrupt()
+                self.process.wait()
+        finally:
+            self._stack.close()
+
+    def _start(self) -> None:
+        params, cp = self.params, self.params.crawl
+        base_url = None
+        if cp.source == "demo" and not cp.base_url:
+            from crawler.demo.generator import generate_site
+            from crawler.demo.server import DemoBooru
+
+            booru = self._stack.enter_context(DemoBooru(generate_site(params.demo.seed, params.demo.posts)))
+            base_url = booru.url
+            log.info("crawl: demo booru with %d posts (seed %d) at %s", params.demo.posts, params.demo.seed, base_url)
+        output = str(Path(params.paths.raw).resolve())
+        self.job = make_job(cp, output, base_url, self.log_level)
+        if cp.scheduler == "redis":
+            _check_redis(cp.redis_url)
+        query = crawl_query(params)
+        self.reconciled = self.folder.prepare(query, self.job.filters, cp.limit)
+        if cp.source == "demo":
+            _save_ground_truth(self.job.base_url, self.folder)
+        if len({r["image_id"] for r in self.reconciled.manifest}) >= cp.limit:
+            log.info("crawl: %s already holds crawl.limit=%d images; nothing to do", self.folder.root, cp.limit)
+            self.stopped = "nothing_to_do"
+            return
+        self._write_summary(self.summary("running"))
+        self._started = time.monotonic()
+        env = dict(os.environ)
+        # The worker runs this very code, wherever the process was started from.
+        root = str(Path(crawler.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "crawler.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            # Its own session: a terminal's Ctrl-C reaches the parent only, which forwards one SIGINT.
+            start_new_session=True,
+        )
+        self.process.stdin.write(self.job.to_json() + "\n")
+        self.process.stdin.flush()  # stdin stays open: the worker stops when it closes
+
+    def events(self) -> Iterator[Progress]:
+        """Progress as the worker reports it, until it exits."""
+        if self.process is None:
+            return
+        for line in self.process.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if "done" in event:
+                self.done = event
+                continue
+            self.latest = Progress(event["kept"], self.params.crawl.limit, event["new"], event["rejected"], time.monotonic() - self._started)
+            yield self.latest
+
+    def interrupt(self) -> None:
+        """Ask the worker to stop as on Ctrl-C: requests in flight finish, the rest waits for the next run."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.stopped = "interrupted"
+
+    def kill(self) -> None:
+        """Kill the worker outright (SIGKILL), as a crash or an out-of-memory kill would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.stopped = "killed"
+
+    def finish(self) -> CrawlSummary:
+        """Wait for the worker, then write crawl.json from what the folder holds."""
+        code = 0
+        if self.process is not None:
+            for _ in self.events():  # drain what is left
+                pass
+            code = self.process.wait()
+            self.process.stdin.close()
+            self.process.stdout.close()
+        if self.stopped is None:
+            reason = self.done.get("done")
+            if code == 0 and reason in ("finished", "limit"):
+                self.stopped = reason
+            elif code == 0 and reason == "shutdown":
+                self.stopped = "interrupted"
+            else:
+                self.stopped = "failed"
+        summary = self.summary(self.stopped)
+        self._write_summary(summary)
+        if self.stopped == "failed":
+            raise UserError(f"the crawler process failed (exit code {code}); see the log above. What was kept is in {self.folder.root}")
+        return summary
+
+    def summary(self, stopped: str) -> CrawlSummary:
+        manifest, rejects = self.folder.read_manifest(), self.folder.read_rejects()
+        cp = self.params.crawl
+        job = self.job
+        return CrawlSummary(
+            source=cp.source,
+            base_url=job.base_url if job else (cp.base_url or ""),
+            tags=" ".join(cp.tags.split()),
+            kept=len({r["image_id"] for r in manifest}),
+            posts=len({post_key(r) for r in manifest}),
+            new=self.latest.new,
+            rejected=dict(sorted(Counter(r.get("reason", "?") for r in rejects).items())),
+            rejected_now=self.latest.rejected,
+            skipped=dict(sorted(self.done.get("skipped", {}).items())),
+            stopped=stopped,
+            seconds=round(time.monotonic() - self._started, 3),
+            output=str(self.folder.root),
+            limit=cp.limit,
+            failed_pages=tuple(self.done.get("failed_pages", ())),
+            dropped=dict(self.reconciled.dropped),
+            started_over=self.reconciled.started_over,
+            requests=self.done.get("requests", 0),
+            retries=self.done.get("retries", 0),
+        )
+
+    def _write_summary(self, summary: CrawlSummary) -> None:
+        """crawl.json: DVC metrics (counts) plus the query and filters the folder was crawled with."""
+        write_json(
+            self.folder.summary,
+            {
+                "kept": summary.kept,
+                "posts": summary.posts,
+                "duplicate_posts": summary.posts - summary.kept,
+                "rejected": summary.rejected,
+                "rejected_total": sum(summary.rejected.values()),
+                "skipped": summary.skipped,
+                "stopped": summary.stopped,
+                "query": crawl_query(self.params),
+                "filters": self.job.filters.as_dict() if self.job else {},
+            },
+        )
+
+
+def run_crawl(params: Params, on_progress: Callable[[Progress], None] | None = None, log_level: str = "WARNING") -> CrawlSummary:
+    """Crawl `params.crawl.source` into `params.paths.raw` (see the module docstring).
+
+    Ctrl-C stops the crawl gracefully and returns the summary with `stopped == "interrupted"`;
+    a second Ctrl-C makes the worker stop at once. Either way, the next run resumes.
+    """
+    with CrawlRun(params, log_level) as run:
+        try:
+            for progress in run.events():
+                if on_progress:
+                    on_progress(progress)
+        except KeyboardInterrupt:
+            run.interrupt()
+            while True:
+                try:
+                    return run.finish()
+                except KeyboardInterrupt:
+                    run.process.send_signal(signal.SIGINT)  # the worker's second SIGINT: stop now
+        return run.finish()
