@@ -101,12 +101,22 @@ def read_raw_manifest(raw: Path) -> list[dict]:
     if not path.is_file():
         raise UserError(f"{path}: no raw manifest; run `anigan crawl` first (or point paths.raw at a crawl output)")
     seen: dict[str, dict] = {}
-    for n, rec in enumerate(read_jsonl(path), 1):
-        image_id = rec.get("image_id")
-        if not isinstance(image_id, str) or len(image_id) < 3:
-            raise UserError(f"{path}: line {n} has no image_id")
-        seen.setdefault(image_id, rec)
+    n = 0
+    try:
+        for n, rec in enumerate(read_jsonl(path), 1):
+            image_id = rec.get("image_id") if isinstance(rec, dict) else None
+            if not isinstance(image_id, str) or len(image_id) < 3:
+                raise UserError(f"{path}: line {n} has no image_id")
+            seen.setdefault(image_id, rec)
+    except ValueError as e:
+        raise UserError(f"{path}: line {n + 1} is not valid JSON ({e})") from None
     return list(seen.values())
+
+
+def post_tags(record: dict) -> tuple[str, ...]:
+    """A raw record's tags as a tuple (a list by contract; a space-separated string is accepted too)."""
+    tags = record.get("tags") or ()
+    return tuple(tags.split()) if isinstance(tags, str) else tuple(str(t) for t in tags)
 
 
 def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
@@ -125,11 +135,16 @@ def read_state(path: Path, key: str) -> dict[str, dict]:
     """Image ID -> record for images already processed under `key`; other keys are forgotten."""
     done: dict[str, dict] = {}
     stale = 0
-    for rec in read_jsonl(path, missing_ok=True):
-        if rec.get("key") == key:
-            done[rec["image_id"]] = rec
-        else:
-            stale += 1
+    try:
+        for rec in read_jsonl(path, missing_ok=True):
+            if rec.get("key") == key:
+                done[rec["image_id"]] = rec
+            else:
+                stale += 1
+    except (ValueError, KeyError, AttributeError) as e:
+        # only a damaged state file gets here (a killed write tears just the last line, which is skipped)
+        log.warning("%s is damaged (%s): processing every image again", path, e)
+        return {}
     if stale:
         log.info("detection settings changed since %d earlier records: reprocessing those images", stale)
     return done
@@ -168,7 +183,11 @@ def _quality(raw: Path, records: list[dict], params: FacesParams) -> dict | None
     truth_path = raw / "ground_truth.jsonl"
     if not truth_path.is_file():
         return None
-    truth = {r["image_id"]: r.get("faces", []) for r in read_jsonl(truth_path) if "image_id" in r}
+    try:
+        truth = {r["image_id"]: r.get("faces", []) for r in read_jsonl(truth_path) if "image_id" in r}
+    except (ValueError, AttributeError) as e:
+        log.warning("%s is not valid ground truth (%s): no precision/recall this run", truth_path, e)
+        return None
     undecodable = set(imageio.REJECT_REASONS)
     pairs = [
         (rec["faces"], truth[rec["image_id"]])
@@ -213,7 +232,7 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
     done = read_state(state_path, key)
     files = find_raw_files(raw, [r["image_id"] for r in raw_records])
     todo = [
-        ImageTask(r["image_id"], files.get(r["image_id"]), tuple(str(t) for t in r.get("tags") or ()))
+        ImageTask(r["image_id"], files.get(r["image_id"]), post_tags(r))
         for r in raw_records
         if r["image_id"] not in done
     ]

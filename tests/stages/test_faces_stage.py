@@ -328,3 +328,20 @@ def test_detecting_on_a_shrunk_copy_keeps_boxes_and_crops_in_source_pixels(small
     assert q["true_positives"] > 0 and q["precision"] >= 0.9, "boxes scaled back still overlap the true faces"
     sizes = {r["image_id"]: (r["width"], r["height"]) for r in read_jsonl(small_raw / "manifest.jsonl")}
     assert any(max(sizes[f["image_id"]]) > 320 and f["box"][0] + f["box"][2] > 320 for f in manifest(tmp_path / "faces"))
+
+
+def test_a_corrupt_raw_manifest_line_is_a_clear_error(small_raw, tmp_path):
+    with open(small_raw / "manifest.jsonl", "a") as f:
+        f.write("{not json}\n")
+    with pytest.raises(UserError, match=rf"manifest\.jsonl: line {SMALL + 1} is not valid JSON"):
+        run_faces(params_for(small_raw, tmp_path / "faces"))
+
+
+def test_a_damaged_state_file_means_doing_everything_again(small_raw, tmp_path):
+    out = tmp_path / "faces"
+    run_faces(params_for(small_raw, out))
+    before = (out / MANIFEST).read_bytes()
+    lines = (out / STATE).read_text().splitlines(keepends=True)
+    (out / STATE).write_text(lines[0] + "garbage\n" + "".join(lines[1:]))
+    again = run_faces(params_for(small_raw, out))
+    assert again.processed == again.images and (out / MANIFEST).read_bytes() == before
