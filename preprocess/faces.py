@@ -230,6 +230,8 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
     state_path = out / STATE
 
     done = read_state(state_path, key)
+    # an image whose crops went missing (deleted by hand, a partial checkout) is done again
+    done = {i: rec for i, rec in done.items() if all((images_dir / f"{f['face_id']}.png").is_file() for f in rec["faces"])}
     files = find_raw_files(raw, [r["image_id"] for r in raw_records])
     todo = [
         ImageTask(r["image_id"], files.get(r["image_id"]), post_tags(r))

@@ -345,3 +345,13 @@ def test_a_damaged_state_file_means_doing_everything_again(small_raw, tmp_path):
     (out / STATE).write_text(lines[0] + "garbage\n" + "".join(lines[1:]))
     again = run_faces(params_for(small_raw, out))
     assert again.processed == again.images and (out / MANIFEST).read_bytes() == before
+
+
+def test_an_image_whose_crop_went_missing_is_done_again(small_raw, tmp_path):
+    out = tmp_path / "faces"
+    run_faces(params_for(small_raw, out))
+    before = crop_files(out)
+    lost = manifest(out)[0]["face_id"]
+    (out / "images" / f"{lost}.png").unlink()
+    again = run_faces(params_for(small_raw, out))
+    assert again.processed == 1 and crop_files(out) == before
