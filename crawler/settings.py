@@ -22,7 +22,9 @@ def build_settings(job: CrawlJob, progress: Callable[[dict], None] | None = None
         # Politeness: an honest User-Agent, robots.txt, one site's domains, adaptive delays.
         "USER_AGENT": job.user_agent,
         "ROBOTSTXT_OBEY": job.obey_robots,
-        "CONCURRENT_REQUESTS": max(16, job.concurrency),
+        # One site per crawl, so the global cap is the per-site one; it also stops a redis worker
+        # from taking more requests off the shared queue than it downloads at once.
+        "CONCURRENT_REQUESTS": job.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": job.concurrency,
         "DOWNLOAD_DELAY": job.download_delay,
         "AUTOTHROTTLE_ENABLED": job.autothrottle,
