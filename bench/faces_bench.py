@@ -7,7 +7,8 @@ fresh output folder for each run, so every run detects, crops and saves every im
 whole stage call, start-up included (the self-check, the process pool's start, writing the
 manifest and contact sheet), as a user sees it. The speed-up is the all-cores rate over the
 1-worker rate on the same images, in the same process, best of `--repeat` runs each, the two
-kinds of run interleaved so that both see the same background load.
+kinds of run interleaved so that both see the same background load. CPU milliseconds per image
+(this process and its workers) show what parallel work costs on top, whatever the machine's load.
 
 The demo drawings are what animeface is tuned for; the cascade finds only some of them but scans
 every image at every scale all the same, so its rate is a fair measure of its cost.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -34,28 +36,34 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CASCADE = REPO.parent / "shared" / "models" / "lbpcascade_animeface.xml"
 
 
-def one_run(raw: Path, out: Path, detector: str, cascade: Path | None, workers: int) -> tuple[float, int, int]:
-    """images/s of one fresh run into `out` (removed after), with its image and face counts."""
+def cpu_seconds() -> float:
+    """User+system CPU time of this process and its finished children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def one_run(raw: Path, out: Path, detector: str, cascade: Path | None, workers: int) -> tuple[float, float, int, int]:
+    """images/s and CPU ms per image of one fresh run into `out` (removed after); image and face counts."""
     overrides = {"paths.raw": str(raw), "paths.faces": str(out), "faces.detector": detector, "faces.workers": workers}
     if cascade is not None:
         overrides["faces.cascade_path"] = str(cascade)
     params = load_params(None, overrides)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     summary = run_faces(params)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     assert summary.processed == summary.images, "a bench run must process every image"
     shutil.rmtree(out)
-    return summary.images / elapsed, summary.images, summary.faces
+    return summary.images / elapsed, 1000 * cpu / summary.images, summary.images, summary.faces
 
 
-def compare(raw: Path, work: Path, detector: str, cascade: Path | None, cores: int, repeat: int) -> tuple[float, float, int, int]:
-    """Best images/s with 1 worker and with `cores`, runs interleaved so both see the same machine load."""
-    one = many = 0.0
+def compare(raw: Path, work: Path, detector: str, cascade: Path | None, cores: int, repeat: int) -> dict:
+    """Best images/s (and least CPU per image) with 1 worker and with `cores`, runs interleaved."""
+    best = {"one": 0.0, "many": 0.0, "one_cpu": float("inf"), "many_cpu": float("inf")}
     for n in range(repeat):
-        r1, images, faces = one_run(raw, work / f"{detector}-1-{n}", detector, cascade, 1)
-        rn, _, _ = one_run(raw, work / f"{detector}-{cores}-{n}", detector, cascade, cores)
-        one, many = max(one, r1), max(many, rn)
-    return one, many, images, faces
+        r1, c1, images, faces = one_run(raw, work / f"{detector}-1-{n}", detector, cascade, 1)
+        rn, cn, _, _ = one_run(raw, work / f"{detector}-{cores}-{n}", detector, cascade, cores)
+        best = {"one": max(best["one"], r1), "many": max(best["many"], rn), "one_cpu": min(best["one_cpu"], c1), "many_cpu": min(best["many_cpu"], cn)}
+    return {**best, "images": images, "faces": faces}
 
 
 def main() -> None:
@@ -76,10 +84,15 @@ def main() -> None:
             detectors.append(("cascade", args.cascade))
         else:
             print(f"cascade: {args.cascade} not found, skipped")
-        print(f"{'detector':<10} {'images':>6} {'faces':>5} {'1 worker img/s':>15} {f'{cores} workers img/s':>17} {'speed-up':>9}")
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"{'detector':<10} {'images':>6} {'faces':>5} {'1 worker img/s':>15} {f'{cores} workers img/s':>17} {'speed-up':>9} {'CPU ms/img 1 / all':>19}")
         for name, cascade in detectors:
-            one, many, images, faces = compare(raw, work, name, cascade, cores, args.repeat)
-            print(f"{name:<10} {images:>6} {faces:>5} {one:>15.1f} {many:>17.1f} {many / one:>8.2f}x")
+            r = compare(raw, work, name, cascade, cores, args.repeat)
+            print(
+                f"{name:<10} {r['images']:>6} {r['faces']:>5} {r['one']:>15.1f} {r['many']:>17.1f} {r['many'] / r['one']:>8.2f}x"
+                f" {r['one_cpu']:>9.1f} / {r['many_cpu']:<7.1f}"
+            )
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
