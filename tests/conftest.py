@@ -177,3 +177,43 @@ def write_random_inception_weights(path, seed: int = 0) -> Path:
 def random_inception_weights(tmp_path_factory) -> Path:
     """A weights file for torch-fidelity's FID Inception network with random weights: see write_random_inception_weights."""
     return write_random_inception_weights(tmp_path_factory.mktemp("inception") / "random-inception.pth")
+
+
+def make_demo_face_dataset(folder, posts: int = 300, size: int = 32, test_ratio: float = 0.1, seed: int = 0) -> Path:
+    """A packed dataset (split stage layout) of real demo faces, cut from the demo booru's ground-truth boxes.
+
+    Only original scene posts are used (no duplicates, no broken files); each face is cut like
+    the faces stage cuts it (square, margin 0.25, shifted inside the image) and resized to
+    `size`. Faces of one image stay on one side; an image goes to test when
+    stable_fraction(image ID) < test_ratio. No detector runs, so it is fast and exact.
+    """
+    from PIL import Image
+
+    from anigan.ids import face_id, stable_fraction
+    from crawler.demo.generator import generate_site
+    from preprocess.crop import cut_square, square_crop
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sides: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    for post in generate_site(seed=seed, posts=posts).posts:
+        if post.kind != "scene" or post.forbidden or not post.faces:
+            continue
+        with Image.open(io.BytesIO(post.data)) as im:
+            picture = im.convert("RGB")
+        image_id = post.image_id
+        side = "test" if stable_fraction(image_id) < test_ratio else "train"
+        for face in post.faces:
+            crop = square_crop(face.box, 0.25, picture.size, "shift")
+            sides[side][0].append(np.asarray(cut_square(picture, crop, size)))
+            sides[side][1].append(
+                {"face_id": face_id(image_id, crop), "group_id": image_id[:16], "hair_color": face.hair_color, "eye_color": face.eye_color}
+            )
+    card = {"image_size": size, "splits": {}}
+    for side, (images, rows) in sides.items():
+        np.save(folder / f"{side}.npy", np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8))
+        (folder / f"{side}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        card["splits"][side] = {"faces": len(rows)}
+    card["faces"] = sum(len(rows) for _, rows in sides.values())
+    (folder / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return folder
