@@ -63,9 +63,9 @@ def imagededup_pairs(hashes: np.ndarray, max_distance: int) -> tuple[set[tuple[i
     return pairs, seconds
 
 
-def ours(hashes: np.ndarray, max_distance: int) -> tuple[set[tuple[int, int]], float]:
+def ours(hashes: np.ndarray, max_distance: int, workers: int) -> tuple[set[tuple[int, int]], float]:
     start = time.perf_counter()
-    pairs = near_pairs(hashes, max_distance)
+    pairs = near_pairs(hashes, max_distance, workers=workers)
     seconds = time.perf_counter() - start
     return {(int(a), int(b)) for a, b in pairs}, seconds
 
@@ -81,12 +81,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def big_run(n: int, max_distance: int) -> dict:
-    """Runs in a child process: generate, then search; report time and peak resident memory."""
+def big_run(n: int, max_distance: int, workers: int) -> dict:
+    """Runs in a child process: generate, then search; report time and peak resident memory (this process's)."""
     hashes = planted_hashes(n, max_distance, seed=1)
     before = peak_rss_mib()
     start = time.perf_counter()
-    pairs = near_pairs(hashes, max_distance)
+    pairs = near_pairs(hashes, max_distance, workers=workers)
     seconds = time.perf_counter() - start
     peak = peak_rss_mib()
     plan = plan_bands(len(np.unique(hashes)), max_distance)
@@ -105,30 +105,33 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="hashes in the comparison with imagededup")
     parser.add_argument("--big", type=int, default=1_000_000, help="hashes in the time/memory run (0: skip)")
     parser.add_argument("--max-distance", type=int, default=None, help="threshold (default: dedupe.max_distance of params.yaml)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for our search (imagededup uses all cores)")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     r = args.max_distance if args.max_distance is not None else load_params(None).dedupe.max_distance
     if args.child:
-        print(json.dumps(big_run(args.child, r)))
+        print(json.dumps(big_run(args.child, r, args.workers)))
         return
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}")
     hashes = planted_hashes(args.n, r)
     theirs, t_theirs = imagededup_pairs(hashes, r)
-    mine, t_mine = ours(hashes, r)
+    mine, t_mine = ours(hashes, r, args.workers)
     assert mine == theirs, f"pairs differ: {len(mine - theirs)} only ours, {len(theirs - mine)} only imagededup"
     print(f"{args.n} hashes, max_distance {r}: {len(mine)} pairs, the same in both")
     print(f"  imagededup brute_force_cython: {t_theirs:.2f} s")
-    print(f"  anigan near_pairs:             {t_mine:.3f} s")
+    print(f"  anigan near_pairs ({args.workers} proc):    {t_mine:.3f} s")
     print(f"  ratio: {t_theirs / t_mine:.0f}x faster")
 
     if args.big:
-        out = subprocess.run([sys.executable, __file__, "--child", str(args.big), "--max-distance", str(r)], check=True, capture_output=True, text=True)
-        big = json.loads(out.stdout.strip().splitlines()[-1])
-        print(
-            f"{big['n']} hashes, max_distance {r}: {big['pairs']} pairs in {big['seconds']:.1f} s, "
-            f"peak RSS {big['peak_rss_mib']:.0f} MiB ({big['rss_before_search_mib']:.0f} MiB before the search); bands (width, radius) {big['bands']}"
-        )
+        for workers in sorted({1, args.workers}):
+            cmd = [sys.executable, __file__, "--child", str(args.big), "--max-distance", str(r), "--workers", str(workers)]
+            big = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            print(
+                f"{big['n']} hashes, max_distance {r}, {workers} process(es): {big['pairs']} pairs in {big['seconds']:.1f} s, "
+                f"peak RSS {big['peak_rss_mib']:.0f} MiB ({big['rss_before_search_mib']:.0f} MiB before the search; "
+                f"worker processes not counted); bands (width, radius) {big['bands']}"
+            )
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def hash_faces(
     return results
 
 
-def group_faces(phashes: np.ndarray, pixel_shas: list[str], max_distance: int) -> np.ndarray:
+def group_faces(phashes: np.ndarray, pixel_shas: list[str], max_distance: int, workers: int = 1) -> np.ndarray:
     """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
     distinct, inverse = np.unique(phashes, return_inverse=True)
     # one representative face per distinct hash carries that hash's near pairs
@@ -176,7 +176,7 @@ def group_faces(phashes: np.ndarray, pixel_shas: list[str], max_distance: int) -
     def edges() -> Iterator[np.ndarray]:
         yield same_key_edges(pixel_shas)
         yield same_key_edges(inverse.tolist())
-        for pairs in iter_distinct_pairs(distinct, max_distance):
+        for pairs in iter_distinct_pairs(distinct, max_distance, workers=workers):
             yield first_of[pairs]
 
     return components(len(phashes), edges())
@@ -220,7 +220,8 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         if progress:
             progress(start + len(batch), len(records))
 
-    results = hash_faces(paths, known, resolve_workers(params.dedupe.workers), on_batch)
+    workers = resolve_workers(params.dedupe.workers)
+    results = hash_faces(paths, known, workers, on_batch)
 
     hashed = [(r, h) for r, h in zip(records, results) if isinstance(h, FaceHash)]
     for r, h in zip(records, results):
@@ -229,7 +230,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
             rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
 
     phashes = np.array([h.phash for _, h in hashed], dtype=np.uint64)
-    labels = group_faces(phashes, [h.pixel_sha256 for _, h in hashed], max_distance)
+    labels = group_faces(phashes, [h.pixel_sha256 for _, h in hashed], max_distance, workers)
 
     ranked = sorted(range(len(hashed)), key=lambda i: representative_rank(hashed[i][0], source_pixels))
     kept_of: dict[int, int] = {}

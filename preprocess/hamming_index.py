@@ -20,7 +20,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,11 +151,17 @@ def _brute_force_pairs(u: np.ndarray, max_distance: int, limit: int) -> Iterator
             yield np.stack([i[later], j[later]], axis=1)
 
 
-def iter_distinct_pairs(hashes: np.ndarray, max_distance: int, *, plan: Plan | None = None, chunk: int = CHUNK_PAIRS) -> Iterator[np.ndarray]:
+PARALLEL_FROM = 100_000  # hashes; below this, starting worker processes costs more than it saves
+
+
+def iter_distinct_pairs(
+    hashes: np.ndarray, max_distance: int, *, plan: Plan | None = None, chunk: int = CHUNK_PAIRS, workers: int = 1
+) -> Iterator[np.ndarray]:
     """Yield (k, 2) int64 arrays of index pairs (i < j) with Hamming distance <= max_distance.
 
     The hashes must be distinct (see `near_pairs` for any input); every qualifying pair is yielded
-    exactly once, in a deterministic order.
+    exactly once, in a deterministic order. With `workers` > 1 and many hashes, bands are searched
+    in parallel processes (each band's pairs then come back whole rather than in chunks).
     """
     u = np.ascontiguousarray(hashes, dtype=np.uint64)
     n = len(u)
@@ -166,17 +174,37 @@ def iter_distinct_pairs(hashes: np.ndarray, max_distance: int, *, plan: Plan | N
         yield from _brute_force_pairs(u, max_distance, chunk)
         return
     log.debug("multi-index search: %d hashes, bands %s", n, [(b.width, b.radius) for b in plan.bands])
-    searched = [b for b in plan.bands if b.radius >= 0]
-    masks = np.array([b.mask for b in searched], dtype=np.uint64)
-    for t, band in enumerate(searched):
-        for i, j in _band_candidates(u, band, chunk):
-            x = u[i] ^ u[j]
-            ok = popcount64(x) <= max_distance
-            for s in range(t):  # an earlier band that can see this pair has already reported it
-                ok &= popcount64(x & masks[s]) > searched[s].radius
-            if ok.any():
-                i, j = i[ok], j[ok]
-                yield np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)
+    searched = tuple(b for b in plan.bands if b.radius >= 0)
+    if workers > 1 and len(searched) > 1 and n >= PARALLEL_FROM:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe whatever threads the caller runs
+        with ProcessPoolExecutor(max_workers=min(workers, len(searched)), mp_context=context) as pool:
+            jobs = [pool.submit(_band_pairs_whole, u, searched, t, max_distance, chunk) for t in range(len(searched))]
+            for job in jobs:
+                pairs = job.result()
+                if len(pairs):
+                    yield pairs
+        return
+    for t in range(len(searched)):
+        yield from _band_pairs(u, searched, t, max_distance, chunk)
+
+
+def _band_pairs(u: np.ndarray, searched: tuple[Band, ...], t: int, max_distance: int, chunk: int) -> Iterator[np.ndarray]:
+    """The pairs band t reports: its candidates within max_distance that no earlier band can see."""
+    masks = [np.uint64(b.mask) for b in searched[:t]]
+    for i, j in _band_candidates(u, searched[t], chunk):
+        x = u[i] ^ u[j]
+        ok = popcount64(x) <= max_distance
+        for mask, earlier in zip(masks, searched):  # an earlier band that can see this pair has already reported it
+            ok &= popcount64(x & mask) > earlier.radius
+        if ok.any():
+            i, j = i[ok], j[ok]
+            yield np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1)
+
+
+def _band_pairs_whole(u: np.ndarray, searched: tuple[Band, ...], t: int, max_distance: int, chunk: int) -> np.ndarray:
+    """_band_pairs as one array: what a worker process sends back."""
+    found = list(_band_pairs(u, searched, t, max_distance, chunk))
+    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
 
 
 def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -222,7 +250,7 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
             yield from _expand(queries[hit], starts, counts, order, chunk)
 
 
-def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS) -> np.ndarray:
+def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS, workers: int = 1) -> np.ndarray:
     """All index pairs (i < j) whose hashes differ in at most max_distance bits, sorted; any input, repeats included."""
     h = np.asarray(hashes, dtype=np.uint64)
     distinct, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
@@ -234,7 +262,7 @@ def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIR
         same = members[bounds[v] : bounds[v + 1]]
         a, b = np.triu_indices(len(same), k=1)
         out.append(np.stack([same[a], same[b]], axis=1))
-    for p in iter_distinct_pairs(distinct, max_distance, chunk=chunk):
+    for p in iter_distinct_pairs(distinct, max_distance, chunk=chunk, workers=workers):
         single = (counts[p[:, 0]] == 1) & (counts[p[:, 1]] == 1)
         out.append(np.stack([members[bounds[p[single, 0]]], members[bounds[p[single, 1]]]], axis=1))
         for a, b in p[~single]:  # values held by several hashes: every combination

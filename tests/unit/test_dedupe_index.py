@@ -82,3 +82,12 @@ def test_plan_uses_brute_force_for_a_handful_and_bands_for_many():
     big = plan_bands(1_000_000, 6)
     assert not big.brute_force
     assert big.estimated_cost < 1_000_000**2 / 2  # far fewer comparisons than all pairs
+
+
+def test_bands_searched_in_worker_processes_give_the_same_pairs(monkeypatch):
+    from preprocess import hamming_index
+
+    monkeypatch.setattr(hamming_index, "PARALLEL_FROM", 0)  # use the pool even for a small input
+    rng = np.random.default_rng(11)
+    hashes = clustered_hashes(rng, 3000)
+    assert np.array_equal(near_pairs(hashes, 8, workers=2), near_pairs(hashes, 8, workers=1))
