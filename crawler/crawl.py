@@ -65,7 +65,7 @@ class CrawlSummary:
     rejected: dict[str, int]  # rejects.jsonl by reason (every run's)
     rejected_now: int  # posts refused by this run
     skipped: dict[str, int]  # posts this run did not download, by reason
-    stopped: str  # finished | limit | interrupted | killed | failed | nothing_to_do
+    stopped: str  # finished | limit | incomplete (a listing page failed) | interrupted | killed | failed | nothing_to_do
     seconds: float
     output: str
     limit: int
@@ -74,6 +74,7 @@ class CrawlSummary:
     started_over: bool = False
     requests: int = 0
     retries: int = 0
+    retry_wait_seconds: float = 0.0  # time spent honouring Retry-After and backing off
 
     @property
     def rate(self) -> float:
@@ -101,8 +102,12 @@ def _check_redis(url: str) -> None:
 
 def _save_ground_truth(base_url: str, folder: RawFolder) -> None:
     """The demo booru's truth about its posts, for the faces stage's precision/recall."""
-    with urllib.request.urlopen(f"{base_url}/anigan/ground_truth.jsonl", timeout=60) as response:
-        atomic_write_bytes(folder.ground_truth, response.read())
+    url = f"{base_url}/anigan/ground_truth.jsonl"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            atomic_write_bytes(folder.ground_truth, response.read())
+    except OSError as e:  # urllib's errors are OSErrors; the crawl itself may still work
+        log.warning("crawl: no demo ground truth at %s (%s); the faces stage will not score detection", url, e)
 
 
 class CrawlRun:
@@ -220,7 +225,7 @@ class CrawlRun:
         if self.stopped is None:
             reason = self.done.get("done")
             if code == 0 and reason in ("finished", "limit"):
-                self.stopped = reason
+                self.stopped = "incomplete" if self.done.get("failed_pages") else reason
             elif code == 0 and reason == "shutdown":
                 self.stopped = "interrupted"
             else:
@@ -254,6 +259,7 @@ class CrawlRun:
             started_over=self.reconciled.started_over,
             requests=self.done.get("requests", 0),
             retries=self.done.get("retries", 0),
+            retry_wait_seconds=self.done.get("retry_wait_seconds", 0.0),
         )
 
     def _write_summary(self, summary: CrawlSummary) -> None:

@@ -52,6 +52,7 @@ def main() -> int:
             "skipped": {k.split("/", 2)[2]: v for k, v in stats.items() if k.startswith("anigan/skipped/")},
             "failed_pages": list(getattr(spider, "failed_pages", [])),
             "retries": stats.get("retry/count", 0),
+            "retry_wait_seconds": round(stats.get("anigan/retry_wait_seconds", 0.0), 3),
             "requests": stats.get("downloader/request_count", 0),
         }
     )
