@@ -24,19 +24,10 @@ from anigan.params import load_params
 from crawler.crawl import CrawlRun, run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DemoBooru, Faults
+from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, expected, file_requests, read
 
 POSTS = 40  # every planted edge case appears from 40 posts on
-ALL_RATINGS = ["general", "sensitive", "questionable", "explicit"]
 MANIFEST_FIELDS = {"image_id", "source", "post_id", "post_url", "file_url", "md5", "width", "height", "tags", "rating", "fetched_at"}
-# What each planted bad file must be refused as (forbidden posts: "robots").
-REASON_BY_KIND = {
-    "truncated": "truncated",
-    "zero_byte": "empty",
-    "html": "not_image",
-    "bomb": "too_many_pixels",
-    "too_small": "too_small",
-    "md5_mismatch": "md5_mismatch",
-}
 
 
 @pytest.fixture(scope="module")
@@ -64,42 +55,6 @@ def make_params(out: Path, base_url: str | None = None, **crawl):
     return load_params(None, overrides)
 
 
-def expected(site, ratings=tuple(ALL_RATINGS), tags=(), min_width=64, min_height=64, max_bytes=None, api_sizes=True):
-    """(post ids kept, {post id: reject reason}) as the generator's description of each post says.
-
-    The crawler's order: what the API states (size; file size where the dialect gives it) is
-    refused before any request, robots.txt before a download, the bytes' own faults last.
-    """
-    kept, rejected = set(), {}
-    for post in site.posts:
-        if post.rating not in ratings or not all(t in post.tags for t in tags):
-            continue
-        too_big = max_bytes is not None and len(post.data) > max_bytes
-        reason = None
-        if post.width < min_width or post.height < min_height:
-            reason = "too_small"
-        elif post.kind == "bomb":
-            reason = "too_many_pixels"
-        elif too_big and api_sizes:
-            reason = "too_many_bytes"
-        elif post.forbidden:
-            reason = "robots"
-        elif too_big:
-            reason = "too_many_bytes"
-        else:
-            reason = REASON_BY_KIND.get(post.kind)
-        if reason:
-            rejected[post.post_id] = reason
-        else:
-            kept.add(post.post_id)
-    return kept, rejected
-
-
-def read(out: Path, name: str) -> list[dict]:
-    path = out / name
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def kept_ids(out: Path) -> list[int]:
     return [r["post_id"] for r in read(out, "manifest.jsonl")]
 
@@ -110,10 +65,6 @@ def reject_reasons(out: Path) -> dict[int, str]:
 
 def stored_files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (out / "images").glob("*/*")}
-
-
-def file_requests(booru: DemoBooru) -> Counter:
-    return Counter({path: n for path, n in booru.requests.items() if path.startswith(("/images/", "/forbidden/"))})
 
 
 def outcome(out: Path) -> tuple:
