@@ -1,8 +1,8 @@
 """The face rate tells a generator that learned faces from one that did not.
 
-A tiny DCGAN (widths 8, 32 px) is trained on real demo face crops for a few hundred steps, enough
+A tiny DCGAN (widths 8, 32 px) is trained on real demo face crops for 300 steps, enough
 for animeface to find faces in a good share of its samples; a run stopped after one step is the
-untrained baseline. Minutes on a 2-core CPU, hence slow.
+untrained baseline. About 35 s on an idle 2-core CPU (minutes under load), hence slow.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ TRAIN = {
     "train.ndf": 8,
     "train.batch_size": 32,
     "lr": 0.001,  # a higher rate than the paper's: tiny nets on simple drawings learn faster with it
-    "train.ema": False,  # an average over a few hundred steps still carries the noisy start
+    # GAN samples swing from step to step (measured face rates 39%, 5%, 56% at steps 300, 400,
+    # 500 without averaging); a short EMA smooths that (30%, 19%, 27%) and is what evaluate scores.
+    "train.ema_decay": 0.99,
     "train.sample_every": 100,
-    "train.checkpoint_every": 500,
+    "train.checkpoint_every": 300,
     "train.device": "cpu",
 }
 
@@ -34,7 +36,7 @@ def trained_and_evaluated(dataset, root, iterations):
         "paths.evaluate_run": str(root / "evaluate"),
     }
     run_train(load_params(None, {**TRAIN, **paths, "iterations": iterations}))
-    evaluate = {"evaluate.num_samples": 64, "evaluate.msssim_pairs": 50, "evaluate.device": "cpu"}
+    evaluate = {"evaluate.num_samples": 128, "evaluate.msssim_pairs": 50, "evaluate.device": "cpu"}
     return run_evaluate(load_params(None, {**paths, **evaluate})).metrics
 
 
@@ -42,8 +44,8 @@ def trained_and_evaluated(dataset, root, iterations):
 def test_a_trained_generator_draws_faces_animeface_finds_and_an_untrained_one_does_not(tmp_path):
     dataset = make_demo_face_dataset(tmp_path / "dataset", posts=300, size=32)
     untrained = trained_and_evaluated(dataset, tmp_path / "untrained", iterations=1)
-    trained = trained_and_evaluated(dataset, tmp_path / "trained", iterations=500)
+    trained = trained_and_evaluated(dataset, tmp_path / "trained", iterations=300)
     assert untrained["face_rate_test"] == trained["face_rate_test"] > 0.9  # real crops: the ceiling
     assert trained["face_rate"] > untrained["face_rate"]
-    assert trained["face_rate"] >= 0.1  # several faces in 64 samples, not one lucky blob
+    assert trained["face_rate"] >= 0.05  # several faces among 128 samples, not one lucky blob
     assert trained["msssim"] < untrained["msssim"]  # and its samples vary more than noise around grey
