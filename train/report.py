@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -14,10 +15,12 @@ from pathlib import Path
 from string import Template
 
 import numpy as np
+from PIL import Image
 
 from train.samples import image_grid, png_bytes
 
 TEMPLATE = "report_template.html"
+GRID_LIMIT = 64  # images shown per grid
 
 # metrics.json key -> what it says, shown beside the value; the order is the table's.
 METRIC_MEANINGS: dict[str, str] = {
@@ -191,11 +194,26 @@ def _metric_rows(metrics: Mapping[str, float | int]) -> str:
     )
 
 
-def _grid(images: np.ndarray, limit: int = 64) -> tuple[str, int]:
+def _grid(images: np.ndarray, limit: int = GRID_LIMIT) -> tuple[str, int]:
     """A PNG data: URI of up to `limit` images tiled 8 wide, and the width to show it at (2x)."""
     shown = images[:limit]
     grid = image_grid(shown, columns=min(8, len(shown)))
     return png_uri(grid), 2 * grid.shape[1]
+
+
+def _progress(gif: bytes | None) -> str:
+    """The training-progress GIF, shown at 2x when small; a note when the run has none or it is broken."""
+    if not gif:
+        return '<p class="muted">No progress.gif in the training run.</p>'
+    try:
+        with Image.open(io.BytesIO(gif)) as picture:
+            if picture.format != "GIF":
+                raise ValueError(f"a {picture.format} file")
+            width = picture.width
+    except (OSError, ValueError) as e:
+        return f'<p class="note">The training run\'s progress.gif could not be read ({html.escape(str(e))}).</p>'
+    shown = width * 2 if width < 400 else width  # small grids read better at 2x
+    return f'<img class="pixels" alt="training progress" width="{shown}" src="{data_uri(gif, "image/gif")}">'
 
 
 def render_report(inputs: ReportInputs) -> str:
@@ -206,10 +224,7 @@ def render_report(inputs: ReportInputs) -> str:
         test_uri, test_width = _grid(inputs.test_images)
     else:
         test_uri, test_width = png_uri(np.zeros((8, 8, 3), np.uint8)), 16
-    if inputs.progress_gif:
-        progress = f'<img class="pixels" alt="training progress" src="{data_uri(inputs.progress_gif, "image/gif")}">'
-    else:
-        progress = '<p class="muted">No progress.gif in the training run.</p>'
+    progress = _progress(inputs.progress_gif)
     charts = "\n".join(
         svg_line_chart(title, {name: inputs.curves[name] for name in members})
         for title, members in chart_groups(list(inputs.curves)).items()
@@ -225,12 +240,13 @@ def render_report(inputs: ReportInputs) -> str:
         for p in inputs.pairs
     )
     notes = "\n".join(f'<p class="note">{html.escape(n)}</p>' for n in inputs.notes)
+    shown = min(GRID_LIMIT, len(inputs.samples))
     return template.substitute(
+        samples_caption=f"Generated: {shown} of {len(inputs.samples)} samples (seed {inputs.seed})",
         title=html.escape(inputs.title),
         subtitle=html.escape(inputs.subtitle),
         notes=notes,
         metric_rows=_metric_rows(inputs.metrics),
-        seed=inputs.seed,
         samples_grid=samples_uri,
         grid_width=samples_width,
         test_grid=test_uri,

@@ -1,10 +1,11 @@
 """report.html pieces: DVCLive histories, SVG charts, and a page that references nothing outside itself."""
 
+import io
 import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pytest
+from PIL import Image
 
 from train.report import (
     NearestPair,
@@ -101,7 +102,21 @@ def test_the_report_shows_metrics_notes_and_escapes_text():
     assert "distance 0.1250" in page
 
 
-def test_the_progress_gif_is_embedded_when_the_run_has_one():
-    gif = data_uri(b"GIF89a-bytes", "image/gif")
-    assert gif in render_report(tiny_inputs(progress_gif=b"GIF89a-bytes"))
+def gif_bytes(side):
+    frames = [Image.new("RGB", (side, side), colour) for colour in ("red", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    return buffer.getvalue()
+
+
+def test_the_progress_gif_is_embedded_small_ones_at_twice_their_size():
+    small, large = gif_bytes(100), gif_bytes(500)
+    page = render_report(tiny_inputs(progress_gif=small))
+    assert f'width="200" src="{data_uri(small, "image/gif")}"' in page
+    assert f'width="500" src="{data_uri(large, "image/gif")}"' in render_report(tiny_inputs(progress_gif=large))
+
+
+def test_a_missing_or_broken_progress_gif_becomes_a_note():
     assert "No progress.gif" in render_report(tiny_inputs())
+    page = render_report(tiny_inputs(progress_gif=b"GIF89a then garbage"))
+    assert "progress.gif could not be read" in page and "image/gif" not in page
