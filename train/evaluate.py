@@ -103,10 +103,12 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     }
     skipped: list[str] = []
 
-    if Path(p.inception_weights).is_file():
-        metrics.update(_fid_kid(params, samples, np.asarray(test), device))
-    else:
+    if not Path(p.inception_weights).is_file():
         skipped.append(missing_weights_message(p.inception_weights))
+    elif len(test) < 2:
+        skipped.append(f"FID/KID skipped: they need at least 2 test images, {dataset / 'test.npy'} has {len(test)}")
+    else:
+        metrics.update(_fid_kid(params, samples, np.asarray(test), device))
 
     log.info("face rate (animeface) on %d samples and %d test images", len(samples), len(test_capped))
     metrics["face_rate"] = face_rate(samples, p.face_upscale)

@@ -135,6 +135,16 @@ def test_fid_and_kid_run_through_the_inception_weights_file(trained, random_ince
     assert "<code>fid</code>" in (tmp_path / "report.html").read_text()
 
 
+def test_a_single_test_image_skips_fid_and_test_diversity_with_reasons(trained, random_inception_weights, tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "dataset", train=8, test=1, size=32)
+    overrides = {"paths.dataset": str(dataset), "evaluate.inception_weights": str(random_inception_weights)}
+    summary = run_evaluate(evaluate_params(trained, tmp_path / "out", **overrides))
+    assert "fid" not in summary.metrics and "msssim_test" not in summary.metrics
+    assert any("at least 2 test images" in line for line in summary.skipped)
+    assert any("msssim_test skipped" in line for line in summary.skipped)
+    assert summary.metrics["num_test"] == 1 and 0 <= summary.metrics["memorized_share"] <= 1
+
+
 def test_a_dataset_of_another_image_size_is_refused(trained, tmp_path):
     other = make_tiny_dataset(tmp_path / "dataset64", train=4, test=2, size=64)
     params = evaluate_params(trained, tmp_path / "out", **{"paths.dataset": str(other)})
