@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 
 class EMA:
-    """Keeps `model` = a running average of another model's parameters (buffers are copied as they are)."""
+    """Keeps `model` = a running average of another model's parameters.
+
+    Batch-norm statistics cannot be averaged like weights: the live generator's running
+    statistics describe the live weights, not the averaged ones, and using them washes the
+    averaged generator's images out. So `recompute_batch_norm` measures them afresh on the
+    averaged weights ("standing statistics") before the model is used or saved.
+    """
 
     def __init__(self, source: nn.Module, decay: float) -> None:
         self.decay = decay
@@ -21,8 +28,25 @@ class EMA:
 
     @torch.no_grad()
     def update(self, source: nn.Module, iteration: int) -> None:
-        """Move the average towards `source`'s current weights (no host sync)."""
+        """Move the averaged weights towards `source`'s current ones (no host sync)."""
         weight = 1.0 - self.decay_at(iteration)
         torch._foreach_lerp_(list(self.model.parameters()), list(source.parameters()), weight)
-        for mine, theirs in zip(self.model.buffers(), source.buffers(), strict=True):
-            mine.copy_(theirs)
+
+    @torch.no_grad()
+    def recompute_batch_norm(self, noise_batches: Iterable[torch.Tensor]) -> None:
+        """Set the averaged model's batch-norm statistics to their mean over these noise batches."""
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a plain average over the batches below
+        self.model.train()
+        try:
+            for z in noise_batches:
+                self.model(z)
+        finally:
+            self.model.eval()
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum

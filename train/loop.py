@@ -29,6 +29,7 @@ from anigan.errors import UserError
 from anigan.params import Params
 from anigan.params.train import TrainParams
 from train import checkpoint as ckpt
+from train.augment import diff_augment
 from train.data import TRAIN_FILE, BatchSource, file_digest, fits_on_device, load_images
 from train.ema import EMA
 from train.live import MetricsLog
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # the order of the per-step stats vector
 SAMPLE_GRID = 64  # fixed noise vectors in each sample grid (8 x 8)
 SAMPLE_FILE = "step_{:06d}.png"
+NORM_BATCHES = 4  # noise batches for the averaged generator's batch-norm statistics
 
 
 class TrainingDiverged(UserError):
@@ -100,13 +102,23 @@ def _no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
     return ddp.no_sync() if isinstance(ddp, DistributedDataParallel) else contextlib.nullcontext()
 
 
-def train_step(nets: Nets, real: torch.Tensor, z: torch.Tensor, loss: str, amp: bool, distributed: bool) -> torch.Tensor:
+def train_step(
+    nets: Nets,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    loss: str,
+    amp: bool,
+    distributed: bool,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """One DCGAN step: D on a real and a generated batch, then G. Returns stats (METRICS order) on the device.
 
     Nothing here reads a value back to the host. D sees real and generated images in separate
     forward passes as in the paper (its batch norm keeps their statistics apart), each followed
-    by its backward so DDP all-reduces D's gradients once, after both.
+    by its backward so DDP all-reduces D's gradients once, after both. `augment`, if given, is
+    applied to every image D sees, real or generated (DiffAugment).
     """
+    augment = augment or (lambda x: x)
     device_type = real.device.type
     autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
     with autocast():
@@ -115,11 +127,11 @@ def train_step(nets: Nets, real: torch.Tensor, z: torch.Tensor, loss: str, amp: 
     nets.optimizer_d.zero_grad(set_to_none=True)
     with _no_sync(nets.discriminator_step):
         with autocast():
-            real_logits = nets.discriminator_step(real)
+            real_logits = nets.discriminator_step(augment(real))
         loss_real = real_loss(real_logits, loss)
         loss_real.backward()
     with autocast():
-        fake_logits = nets.discriminator_step(fake.detach())
+        fake_logits = nets.discriminator_step(augment(fake.detach()))
     loss_fake = fake_loss(fake_logits, loss)
     loss_fake.backward()
     nets.optimizer_d.step()
@@ -130,7 +142,7 @@ def train_step(nets: Nets, real: torch.Tensor, z: torch.Tensor, loss: str, amp: 
     frozen = contextlib.nullcontext() if distributed else _frozen(nets.discriminator)
     with frozen, _no_sync(nets.discriminator_step):
         with autocast():
-            g_logits = nets.discriminator_step(fake)
+            g_logits = nets.discriminator_step(augment(fake))
         loss_g = generator_loss(g_logits, loss)
         loss_g.backward()
     nets.optimizer_g.step()
@@ -153,14 +165,19 @@ def _frozen(module: nn.Module) -> Iterator[None]:
         module.requires_grad_(True)
 
 
+def _loggable(p: TrainParams) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(p).items()}
+
+
 def run_identity(p: TrainParams, image_size: int, dataset_sha256: str) -> dict[str, Any]:
     """The settings that define a run: a checkpoint made with others is not resumed but started over.
 
     Speed-only settings (device, amp, compile, intervals) and `iterations` are left out, so a
     finished run can be extended by raising `iterations`.
     """
-    keys = ("nz", "ngf", "ndf", "lr", "beta1", "beta2", "batch_size", "loss", "seed", "ema", "ema_decay")
-    return {**{k: getattr(p, k) for k in keys}, "image_size": image_size, "dataset_sha256": dataset_sha256}
+    keys = ("nz", "ngf", "ndf", "lr", "beta1", "beta2", "batch_size", "loss", "augment", "seed", "ema", "ema_decay")
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(p, k)) for k in keys)}
+    return {**settings, "image_size": image_size, "dataset_sha256": dataset_sha256}
 
 
 def run_train(
@@ -218,7 +235,13 @@ class Trainer:
         )
         self.noise = torch.Generator(device=device)
         self.noise.manual_seed(derive_seed(p.seed, "noise", group.rank))
+        self.augment_rng = torch.Generator(device=device)
+        self.augment_rng.manual_seed(derive_seed(p.seed, "augment", group.rank))
+        self.augment = (lambda x: diff_augment(x, p.augment, self.augment_rng)) if p.augment else None
         self.sample_noise = fixed_noise(SAMPLE_GRID, p.nz, derive_seed(p.seed, "samples"))
+        # Noise on which the averaged generator's batch-norm statistics are measured (see EMA).
+        self.norm_noise = fixed_noise(NORM_BATCHES * p.batch_size, p.nz, derive_seed(p.seed, "ema-norm")).to(device).split(p.batch_size)
+        self.norm_fresh_at: int | None = None
 
         self.iteration = 0
         self.window = torch.zeros(len(METRICS), device=device)
@@ -293,12 +316,14 @@ class Trainer:
             mine = processes[self.group.rank]
             self.batches.load_state_dict(mine["batches"])
             self.noise.set_state(mine["noise"])
+            self.augment_rng.set_state(mine["augment"])
         else:
             # Another number of processes trained so far: continue with fresh streams for this one.
             iteration = state["meta"]["iteration"]
             log.warning("resuming with %d processes where %d trained; batches will differ from an uninterrupted run", self.group.world_size, len(processes))
             self.batches.generator.manual_seed(derive_seed(self.p.seed, f"batches@{iteration}", self.group.rank))
             self.noise.manual_seed(derive_seed(self.p.seed, f"noise@{iteration}", self.group.rank))
+            self.augment_rng.manual_seed(derive_seed(self.p.seed, f"augment@{iteration}", self.group.rank))
         rng = state.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -327,7 +352,7 @@ class Trainer:
                 self._clear_outputs()
             else:
                 self._drop_samples_after(self.iteration)
-            self.live = MetricsLog(self.run_dir / "dvclive", resume_from=self.iteration if state is not None else None, params=dataclasses.asdict(self.p))
+            self.live = MetricsLog(self.run_dir / "dvclive", resume_from=self.iteration if state is not None else None, params=_loggable(self.p))
         if self.group.distributed:
             dist.barrier()
         try:
@@ -365,7 +390,7 @@ class Trainer:
             it = self.iteration
             real = self.batches.next()
             z = torch.randn(p.batch_size, p.nz, 1, 1, device=self.device, generator=self.noise)
-            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed)
+            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed, self.augment)
             if self.nets.ema is not None:
                 self.nets.ema.update(self.nets.generator, it)
             self.window_steps += 1
@@ -422,16 +447,22 @@ class Trainer:
         )
 
     def _weights_finite(self) -> bool:
-        tensors = [*self.nets.generator.parameters(), *self.nets.discriminator.parameters()]
-        return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+        """Whether every weight and batch-norm statistic is finite, in every process."""
+        models = [self.nets.generator, self.nets.discriminator] + ([self.nets.ema.model] if self.nets.ema else [])
+        tensors = [t for m in models for t in m.state_dict().values() if t.is_floating_point()]
+        finite = torch.stack([t.isfinite().all() for t in tensors]).all().float()
+        if self.group.distributed:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)  # batch-norm statistics are per process
+        return bool(finite)
 
     def _checkpoint(self) -> None:
         """Write latest.pt (rank 0) with every process's sampler and noise state; never a non-finite one."""
         if self.last_good == self.iteration and self.latest.is_file():
             return
+        self._refresh_ema()
         if not self._weights_finite():
             self._diverged(f"a weight became NaN or infinite by iteration {self.iteration}")
-        mine = {"batches": self.batches.state_dict(), "noise": self.noise.get_state()}
+        mine = {"batches": self.batches.state_dict(), "noise": self.noise.get_state(), "augment": self.augment_rng.get_state()}
         if self.group.distributed:
             gathered: list[Any] | None = [None] * self.group.world_size if self.group.is_main else None
             dist.gather_object(mine, gathered, dst=0)
@@ -473,8 +504,18 @@ class Trainer:
             "rng": rng,
         }
 
+    def _refresh_ema(self) -> None:
+        """Measure the averaged generator's batch-norm statistics before it is sampled or saved."""
+        if self.nets.ema is not None and self.norm_fresh_at != self.iteration:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                self.nets.ema.recompute_batch_norm(self.norm_noise)
+            self.norm_fresh_at = self.iteration
+
     def _sample_model(self) -> nn.Module:
-        return self.nets.ema.model if self.nets.ema is not None else self.nets.generator
+        if self.nets.ema is None:
+            return self.nets.generator
+        self._refresh_ema()
+        return self.nets.ema.model
 
     def _sample(self) -> None:
         """Save the grid of the fixed noise at this iteration (rank 0); the models stay as they were."""

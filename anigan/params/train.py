@@ -16,6 +16,11 @@ class TrainParams:
     batch_size: int = param(64, min=1, help="images per step on each training process")
     iterations: int = param(300, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
     loss: str = param("bce", choices=("bce", "hinge"), help="GAN loss: bce (the paper's, non-saturating) or hinge")
+    augment: tuple[str, ...] = param(
+        ("color", "translation", "cutout"),
+        choices=("color", "translation", "cutout"),
+        help="DiffAugment for D on real and generated images: keeps D from memorising a small set; [] for none",
+    )
     seed: int = param(0, min=0, help="seed for weights, noise and batches")
     device: str = param("auto", choices=("auto", "cuda", "cpu", "mps"), help="auto picks cuda, then mps, then cpu")
     amp: bool = param(True, help="bf16 mixed precision on CUDA (ignored elsewhere)")
