@@ -21,11 +21,12 @@ def _log_level() -> str:
 def format_summary(summary: CrawlSummary) -> list[str]:
     """The lines `anigan crawl` prints at the end."""
     lines = [
-        f"{summary.kept} images kept in {summary.output} ({summary.new} new this run, "
-        f"{summary.posts} posts: {summary.posts - summary.kept} exact duplicates share an image), "
-        f"limit {summary.limit}; {summary.stopped} after {summary.seconds:.1f} s"
+        f"{summary.kept} images kept in {summary.output} ({summary.new} new this run), limit {summary.limit}: "
+        f"{summary.stopped.replace('_', ' ')} after {summary.seconds:.1f} s"
         + (f", {summary.rate:.1f} new images/s" if summary.new else "")
     ]
+    if summary.posts > summary.kept:
+        lines.append(f"{summary.posts} posts: {summary.posts - summary.kept} share their file with another post (exact duplicates, stored once)")
     if summary.rejected:
         lines.append(
             "rejected: " + ", ".join(f"{n} {reason}" for reason, n in summary.rejected.items())

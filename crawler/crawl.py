@@ -126,7 +126,6 @@ class CrawlRun:
         self.done: dict = {}
         self.stopped: str | None = None
         self.latest = Progress(0, params.crawl.limit, 0, 0, 0.0)
-        self._booru = None
         self._started = time.monotonic()
         self._stack = contextlib.ExitStack()
 
@@ -263,7 +262,7 @@ class CrawlRun:
         )
 
     def _write_summary(self, summary: CrawlSummary) -> None:
-        """crawl.json: DVC metrics (counts) plus the query and filters the folder was crawled with."""
+        """crawl.json: the counts, as DVC metrics."""
         write_json(
             self.folder.summary,
             {
@@ -274,8 +273,6 @@ class CrawlRun:
                 "rejected_total": sum(summary.rejected.values()),
                 "skipped": summary.skipped,
                 "stopped": summary.stopped,
-                "query": crawl_query(self.params),
-                "filters": self.job.filters.as_dict() if self.job else {},
             },
         )
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from scrapy.exceptions import DropItem
-from scrapy.utils.defer import deferred_from_coro
+from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from twisted.internet import threads
 
 from anigan.ids import sha256_hex
 from crawler.items import TRANSIENT_REASONS, PageDone, PostFile, PostRejected, manifest_record, reject_record
@@ -24,12 +25,22 @@ from crawler.validate import check_image
 
 log = logging.getLogger(__name__)
 
-# Signal sent with `key=` when a request's outcome is on disk (the redis mode's in-flight list).
+# Signal sent with `key=` and `outcome=` when a request's outcome is on disk (the redis mode's
+# in-flight list): "done"; "forget" (failed for now: a later crawl may fetch it again); "release"
+# (not taken: another worker may).
 request_settled = object()
 
 
 def _quiet_drop(message: str) -> DropItem:
     return DropItem(message, log_level="DEBUG")
+
+
+def _examine(body: bytes, limits, md5: str | None):
+    return check_image(body, limits, md5), sha256_hex(body)
+
+
+async def _in_thread(function, *args):
+    return await maybe_deferred_to_future(threads.deferToThread(function, *args))
 
 
 class RawPipeline:
@@ -41,7 +52,6 @@ class RawPipeline:
         self.progress: Callable[[dict], None] | None = crawler.settings.get("ANIGAN_PROGRESS")
         self.folder = RawFolder(self.job.output)
         self.new_images = 0
-        self.new_posts = 0
         self.rejected = 0
         self.closing = False
 
@@ -49,62 +59,70 @@ class RawPipeline:
     def from_crawler(cls, crawler) -> "RawPipeline":
         return cls(crawler)
 
-    def process_item(self, item: Any) -> Any:
+    def open_spider(self) -> None:
+        # Images on disk: progress reports these, not the ones still being written.
+        self.stored: set[str] = set(self.crawler.spider.ledger.images)
+
+    async def process_item(self, item: Any) -> Any:
         if isinstance(item, PageDone):
             self._settled(item.key)
             raise _quiet_drop("page done")
         if isinstance(item, PostRejected):
-            self._reject(item.post, item.reason, item.detail)
+            await self._reject(item.post, item.reason, item.detail)
             raise _quiet_drop(f"rejected: {item.reason}")
         if isinstance(item, PostFile):
-            return self._keep(item)
+            return await self._keep(item)
         return item
 
-    def _keep(self, item: PostFile) -> PostFile:
+    async def _keep(self, item: PostFile) -> PostFile:
         post, ledger = item.post, self.crawler.spider.ledger
-        verdict = check_image(item.body, self.job.limits, post.md5)
+        # Decoding and fsyncs run in threads, so downloads go on meanwhile; the decisions (limit,
+        # ledger) stay on the reactor thread, one at a time.
+        verdict, image_id = await _in_thread(_examine, item.body, self.job.limits, post.md5)
         if not verdict.ok:
-            self._reject(post, verdict.reason, verdict.detail)
+            await self._reject(post, verdict.reason, verdict.detail)
             raise _quiet_drop(f"rejected: {verdict.reason}")
-        image_id = sha256_hex(item.body)
         if not ledger.admits(image_id):
             # Fetched while the limit was being reached: not kept, not refused, free for a later run.
             self.crawler.stats.inc_value("anigan/skipped/over_limit")
-            self._settled(f"post:{post.key}", forget=True)
+            self._settled(f"post:{post.key}", outcome="release")
             raise _quiet_drop("over the limit")
-        self.folder.store(item.body, verdict.ext, image_id)
         record = manifest_record(post, image_id, verdict.width, verdict.height, item.fetched_at)
-        self.folder.append_manifest(record)
-        if ledger.kept(record):
-            self.new_images += 1
-        else:  # the same bytes as an image kept before: one file, one more manifest line
+        if not ledger.kept(record):  # the same bytes as an image kept before: one file, one more manifest line
             self.crawler.stats.inc_value("anigan/duplicate_posts")
-        self.new_posts += 1
+        if ledger.full:
+            self._close("limit")
+        # File first, then its manifest line: a line never names a missing file.
+        await _in_thread(self._write, item.body, verdict.ext, image_id, record)
+        if image_id not in self.stored:
+            self.stored.add(image_id)
+            self.new_images += 1
         self.crawler.stats.inc_value("anigan/kept_posts")
         self._settled(f"post:{post.key}")
         self._report()
-        if ledger.full:
-            self._close("limit")
         return item
 
-    def _reject(self, post, reason: str, detail: str) -> None:
+    def _write(self, body: bytes, ext: str, image_id: str, record: dict) -> None:
+        self.folder.store(body, ext, image_id)
+        self.folder.append_manifest(record)
+
+    async def _reject(self, post, reason: str, detail: str) -> None:
         record = reject_record(post, reason, detail, utc_now())
-        self.folder.append_reject(record)
         self.crawler.spider.ledger.rejected(record)
+        await _in_thread(self.folder.append_reject, record)
         self.rejected += 1
         self.crawler.stats.inc_value(f"anigan/rejected/{reason}")
         log.info("crawl: rejected post %s (%s): %s", post.post_id, reason, detail)
         # A transient failure is tried again by a later run, so the shared filter must forget it.
-        self._settled(f"post:{post.key}", forget=reason in TRANSIENT_REASONS)
+        self._settled(f"post:{post.key}", outcome="forget" if reason in TRANSIENT_REASONS else "done")
         self._report()
 
-    def _settled(self, key: str, forget: bool = False) -> None:
-        self.crawler.signals.send_catch_log(request_settled, key=key, forget=forget)
+    def _settled(self, key: str, outcome: str = "done") -> None:
+        self.crawler.signals.send_catch_log(request_settled, key=key, outcome=outcome)
 
     def _report(self) -> None:
         if self.progress is not None:
-            ledger = self.crawler.spider.ledger
-            self.progress({"kept": len(ledger.images), "posts": ledger.posts, "new": self.new_images, "rejected": self.rejected})
+            self.progress({"kept": len(self.stored), "new": self.new_images, "rejected": self.rejected})
 
     def _close(self, reason: str) -> None:
         if not self.closing:

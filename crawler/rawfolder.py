@@ -3,7 +3,8 @@
     images/<sha256[:2]>/<sha256>.<ext>   each distinct file once, named by the sha256 of its bytes
     manifest.jsonl                       one line per kept post; posts with the same bytes share an image_id
     rejects.jsonl                        one line per refused post: reason and detail
-    crawl.json                           the summary (DVC metrics), and what was crawled with which filters
+    crawl.json                           the summary: counts (DVC metrics)
+    crawl_state.json                     what was crawled (source, site, tags) with which filters
     ground_truth.jsonl                   the demo booru's truth about its posts (source demo only)
 
 Files are written under a temporary name and renamed, and manifest lines are appended whole and
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anigan.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_jsonl
+from anigan.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
 from anigan.ids import sha256_hex
 from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
 
@@ -29,6 +30,7 @@ IMAGES = "images"
 MANIFEST = "manifest.jsonl"
 REJECTS = "rejects.jsonl"
 SUMMARY = "crawl.json"
+STATE = "crawl_state.json"
 GROUND_TRUTH = "ground_truth.jsonl"
 
 
@@ -141,6 +143,7 @@ class RawFolder:
         self.manifest = self.root / MANIFEST
         self.rejects = self.root / REJECTS
         self.summary = self.root / SUMMARY
+        self.state = self.root / STATE
         self.ground_truth = self.root / GROUND_TRUTH
 
     def image_path(self, image_id: str, ext: str) -> Path:
@@ -167,12 +170,13 @@ class RawFolder:
     def read_rejects(self) -> list[dict]:
         return list(read_jsonl(self.rejects, missing_ok=True))
 
-    def read_summary(self) -> dict:
+    def read_state(self) -> dict:
+        """The query and filters of the crawl that filled the folder ({} when unknown)."""
         try:
-            summary = read_json(self.summary)
+            state = read_json(self.state)
         except (FileNotFoundError, ValueError):
             return {}
-        return summary if isinstance(summary, dict) else {}
+        return state if isinstance(state, dict) else {}
 
     def image_files(self) -> dict[str, Path]:
         """Image ID -> file, for every stored image (temporary files excluded)."""
@@ -186,7 +190,7 @@ class RawFolder:
     def clear(self) -> None:
         """Remove everything a crawl wrote here (and nothing else)."""
         shutil.rmtree(self.images, ignore_errors=True)
-        for path in (self.manifest, self.rejects, self.summary, self.ground_truth):
+        for path in (self.manifest, self.rejects, self.summary, self.state, self.ground_truth):
             path.unlink(missing_ok=True)
 
     def prepare(self, query: dict, filters: Filters, limit: int) -> Reconciled:
@@ -196,7 +200,7 @@ class RawFolder:
         query resumes: see `reconcile`. Torn lines, temporary files and images no record names are
         removed, so what is left is exactly what the manifest says.
         """
-        previous = self.read_summary()
+        previous = self.read_state()
         started_over = False
         if previous.get("query") not in (None, query):
             log.warning("crawl: the query changed (%s -> %s); starting over in %s", previous.get("query"), query, self.root)
@@ -224,6 +228,7 @@ class RawFolder:
                     path.unlink()
         if any(result.dropped.values()):
             log.info("crawl: reconciled %s with the current params: dropped %s", self.root, result.dropped)
+        write_json(self.state, {"query": query, "filters": filters.as_dict()})
         return result
 
 
@@ -239,7 +244,6 @@ class Ledger:
         self.limit = limit
         self.decided: set[str] = {post_key(r) for r in manifest} | {post_key(r) for r in rejects}
         self.images: set[str] = {r["image_id"] for r in manifest}
-        self.posts = len({post_key(r) for r in manifest})
 
     def known(self, key: str) -> bool:
         return key in self.decided
@@ -255,7 +259,6 @@ class Ledger:
     def kept(self, record: dict) -> bool:
         """Note a manifest record; True when its image is new."""
         self.decided.add(post_key(record))
-        self.posts += 1
         new = record["image_id"] not in self.images
         self.images.add(record["image_id"])
         return new

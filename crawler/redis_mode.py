@@ -205,12 +205,14 @@ class SharedScheduler(Scheduler):
         ledger = getattr(self.spider, "ledger", None)
         return bool(ledger and ledger.full)
 
-    def on_settled(self, key: str, forget: bool = False, **_) -> None:
-        """A request's outcome is on disk: drop it from the in-flight list."""
+    def on_settled(self, key: str, outcome: str = "done", **_) -> None:
+        """A request's outcome is on disk: drop it from the in-flight list (or give it back)."""
         data = self.held.pop(key, None)
         if data is not None:
             self.server.lrem(self.queue.inflight_key, 1, data)
-        if forget and isinstance(self.df, SharedDupeFilter):
+            if outcome == "release":  # this worker reached its limit; another may take the post
+                self.queue.push_encoded(data)
+        if outcome == "forget" and isinstance(self.df, SharedDupeFilter):
             self.df.forget(key)
 
     def _release_all(self) -> int:

@@ -82,7 +82,7 @@ def test_prepare_starts_over_when_the_query_changes(tmp_path):
     folder = RawFolder(tmp_path)
     image_id, _ = folder.store(b"x", "png")
     folder.append_manifest(rec(1, image_id))
-    folder.summary.write_text(json.dumps({"query": QUERY, "filters": FILTERS.as_dict()}))
+    folder.state.write_text(json.dumps({"query": QUERY, "filters": FILTERS.as_dict()}))
     (tmp_path / "notes.txt").write_text("not the crawl's")
     assert not folder.prepare(QUERY, FILTERS, 10).started_over
     assert len(folder.read_manifest()) == 1
