@@ -131,7 +131,8 @@ def run_evaluate(params: Params) -> EvaluateSummary:
         NearestPair(samples[i], np.asarray(train[memo.samples.index[i]]), float(memo.samples.distance[i]))
         for i in closest
     ]
-    run_dir = Path(params.paths.train_run)
+    # The GIF and curves come from the run the checkpoint belongs to (--checkpoint may name another).
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else Path(params.paths.train_run)
     gif = run_dir / "progress.gif"
     report = render_report(
         ReportInputs(

@@ -164,6 +164,7 @@ def test_the_command_prints_the_metrics_and_takes_a_checkpoint_option(trained, t
     assert result.exit_code == 0, result.output
     assert "FID/KID skipped" in result.output and "face_rate" in result.output
     assert json.loads((tmp_path / "metrics.json").read_text())["num_samples"] == 8
+    assert "image/gif" in (tmp_path / "report.html").read_text()  # the checkpoint's own run, not paths.train_run
 
 
 def test_a_missing_checkpoint_is_one_clear_error(tmp_path, capsys):
