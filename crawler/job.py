@@ -78,9 +78,11 @@ class CrawlJob:
 
 
 def site_domains(source: str, base_url: str, extra: tuple[str, ...]) -> tuple[str, ...]:
-    """Domains requests may go to: the base URL's host, the source's known file hosts, `extra`."""
-    known = SOURCES[source].domains if base_url.rstrip("/") == (SOURCES[source].base_url or "") else ()
-    domains = [host_of(base_url), *known, *(d.strip().lower() for d in extra if d.strip())]
+    """Domains requests may go to: the base URL's host, `extra`, and the source's own domain when
+    the host is within it (safebooru.donmai.us serves its files from cdn.donmai.us)."""
+    host = host_of(base_url)
+    known = tuple(d for d in SOURCES[source].domains if host == d or host.endswith("." + d))
+    domains = [host, *known, *(d.strip().lower() for d in extra if d.strip())]
     return tuple(dict.fromkeys(d for d in domains if d))
 
 

@@ -53,8 +53,9 @@ def test_domains_include_subdomains_only():
     assert not domain_allowed("donmai.us.evil.com", ("donmai.us",))
 
 
-def test_public_sources_allow_their_file_hosts_and_other_instances_only_their_own():
+def test_sources_allow_their_own_domain_and_other_instances_only_their_host():
     assert site_domains("danbooru", "https://danbooru.donmai.us", ()) == ("danbooru.donmai.us", "donmai.us")
+    assert site_domains("danbooru", "https://safebooru.donmai.us", ()) == ("safebooru.donmai.us", "donmai.us")
     assert site_domains("danbooru", "https://mirror.example", ("cdn.example",)) == ("mirror.example", "cdn.example")
     assert site_domains("demo", "http://127.0.0.1:8080", ()) == ("127.0.0.1",)
 
