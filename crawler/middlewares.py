@@ -18,7 +18,6 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request, Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
-from twisted.internet import reactor, task
 
 from crawler.adapters.common import host_of
 from crawler.job import CrawlJob
@@ -58,6 +57,9 @@ def retry_wait(attempt: int, backoff: float, retry_after: float | None, cap: flo
 
 
 async def _sleep(seconds: float) -> None:
+    # Imported here: importing the reactor at module level would install Twisted's default one.
+    from twisted.internet import reactor, task
+
     await maybe_deferred_to_future(task.deferLater(reactor, seconds, lambda: None))
 
 

@@ -8,6 +8,7 @@ validates and writes both; nothing here touches the output folder.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -82,8 +83,6 @@ class BooruSpider(scrapy.Spider):
         self.ledger = Ledger(RawFolder(job.output), job.limit)
         self.requested: set[str] = set()  # posts asked for in this run (pages shift on a live site)
         self.failed_pages: list[str] = []
-        # Memory mode dedupes posts itself; the redis mode's shared filter needs filterable requests.
-        self.shared = job.scheduler == "redis"
 
     async def start(self):
         if self.ledger.full:
@@ -109,8 +108,8 @@ class BooruSpider(scrapy.Spider):
     def parse_page(self, response: Response, cursor: Any):
         key = response.request.meta["anigan_key"]
         try:
-            data = response.json() if response.body.strip() else []
-        except ValueError:
+            data = json.loads(response.body) if response.body.strip() else []
+        except ValueError:  # also UnicodeDecodeError
             self._page_broken(response.url, f"the listing is not JSON (starts with {response.body[:40]!r})")
             yield PageDone(key)
             return
@@ -129,15 +128,20 @@ class BooruSpider(scrapy.Spider):
         """Skip, refuse or request one listed post."""
         job = self.job
         if self.ledger.known(post.key):
-            return self._skip("already_have")
+            self._skip("already_have")
+            return
         if post.key in self.requested:
-            return self._skip("listed_twice")
+            self._skip("listed_twice")
+            return
         if not job.filters.rating_ok(post.rating):
-            return self._skip("rating")
+            self._skip("rating")
+            return
         if not post.file_url:
-            return self._skip("no_file_url")
+            self._skip("no_file_url")
+            return
         if post.ext and post.ext not in IMAGE_EXTS:
-            return self._skip("not_an_image_post")
+            self._skip("not_an_image_post")
+            return
         refusal = self.refusal_from_api(post)
         if refusal:
             yield PostRejected(post, *refusal)

@@ -125,6 +125,7 @@ def test_two_processes_fetch_every_post_once(tmp_path, site, redis_url):
     assert client.scard("two:posts") == requested
 
 
+@pytest.mark.slow
 def test_a_killed_worker_s_requests_are_taken_over(tmp_path, site, redis_url):
     client = redis.Redis.from_url(redis_url)
     with DemoBooru(site, faults=Faults(delay=0.03)) as booru:

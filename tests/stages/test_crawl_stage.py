@@ -222,17 +222,16 @@ def test_retry_after_is_waited_for(tmp_path):
     assert summary.retries >= 2 and summary.retry_wait_seconds >= summary.retries * 0.9
 
 
-def test_files_above_max_bytes_are_refused_before_or_while_downloading(tmp_path, booru, site):
+def test_files_above_max_bytes_are_cut_off_while_downloading(tmp_path, booru, site):
+    # The Gelbooru dialect states no file sizes, so the download itself must stop at the limit
+    # (refusing from a stated size is a unit test: test_crawl_spider).
     limit = 15_000
-    for dialect in ("danbooru", "gelbooru"):  # Danbooru states file sizes; Gelbooru does not
-        want, rejected = expected(site, max_bytes=limit, api_sizes=dialect == "danbooru")
-        out = tmp_path / dialect
-        run_crawl(make_params(out, booru.url, source=dialect, max_bytes=limit, ratings=ALL_RATINGS))
-        assert sorted(kept_ids(out)) == sorted(want)
-        assert reject_reasons(out) == rejected
-        assert all(len(data) <= limit for data in stored_files(out).values())
-    api = {r["post_id"]: r["detail"] for r in read(tmp_path / "danbooru", "rejects.jsonl") if r["reason"] == "too_many_bytes"}
-    assert api and all("per the API" in d for d in api.values())
+    want, rejected = expected(site, max_bytes=limit, api_sizes=False)
+    out = tmp_path / "raw"
+    run_crawl(make_params(out, booru.url, source="gelbooru", max_bytes=limit, ratings=ALL_RATINGS))
+    assert sorted(kept_ids(out)) == sorted(want)
+    assert reject_reasons(out) == rejected and "too_many_bytes" in rejected.values()
+    assert all(len(data) <= limit for data in stored_files(out).values())
 
 
 def test_files_outside_the_site_are_refused_as_offsite(tmp_path, booru):
@@ -245,8 +244,6 @@ def test_files_outside_the_site_are_refused_as_offsite(tmp_path, booru):
     assert summary.kept == 0 and reasons["offsite"] > 0
     assert "crawl.allowed_domains" in read(out, "rejects.jsonl")[0]["detail"]
     assert file_requests(booru) == before
-    allowed = run_crawl(make_params(tmp_path / "allowed", localhost, allowed_domains=["127.0.0.1"], limit=3))
-    assert allowed.kept == 3
 
 
 def test_a_listing_that_fails_is_reported_not_hidden(tmp_path, booru):
@@ -290,6 +287,7 @@ def test_a_killed_crawl_resumes_to_the_same_result(tmp_path, site, crawled):
     _assert_resumed_like_uninterrupted(out, kept_before, refetched, crawled, site)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_gracefully_and_resumes_to_the_same_result(tmp_path, site, crawled):
     out, kept_before, _, refetched = _interrupted_then_resumed(tmp_path, site, lambda run: run.interrupt())
     _assert_resumed_like_uninterrupted(out, kept_before, refetched, crawled, site)
@@ -308,6 +306,7 @@ def test_narrower_params_drop_earlier_records_without_fetching_again(tmp_path, b
     assert file_requests(booru) == before
 
 
+@pytest.mark.slow
 def test_another_query_starts_over(tmp_path, booru, site, crawled):
     out = tmp_path / "raw"
     shutil.copytree(crawled[0], out)
