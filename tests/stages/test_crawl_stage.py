@@ -24,6 +24,7 @@ from anigan.params import load_params
 from crawler.crawl import CrawlRun, run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DemoBooru, Faults
+from crawler.items import REJECT_REASONS
 from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, expected, file_requests, read
 
 POSTS = 40  # every planted edge case appears from 40 posts on
@@ -124,6 +125,7 @@ def test_every_planted_bad_file_is_rejected_with_its_reason(crawled, site):
     assert set(want.values()) == set(REASON_BY_KIND.values()) | {"robots"}
     for record in read(out, "rejects.jsonl"):
         assert record["detail"] and record["file_url"] and record["post_url"]
+        assert record["reason"] in REJECT_REASONS
     assert summary.rejected == dict(Counter(want.values()))
 
 
