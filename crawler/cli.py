@@ -8,6 +8,7 @@ import sys
 import click
 
 from anigan.cli import AniganContext, pass_anigan
+from anigan.params.crawl import SOURCES
 from crawler.crawl import CrawlSummary, Progress, run_crawl
 from crawler.rawfolder import MANIFEST, REJECTS, SUMMARY
 
@@ -18,15 +19,25 @@ def _log_level() -> str:
     return "DEBUG" if level <= logging.DEBUG else "INFO" if level <= logging.INFO else "WARNING"
 
 
+STOPPED = {
+    "finished": "finished",
+    "limit": "reached the limit",
+    "incomplete": "stopped at a listing page that failed",
+    "interrupted": "interrupted",
+    "killed": "killed",
+    "nothing_to_do": "nothing to do",
+}
+
+
 def format_summary(summary: CrawlSummary) -> list[str]:
     """The lines `anigan crawl` prints at the end."""
+    how = STOPPED.get(summary.stopped, summary.stopped)
     lines = [
         f"{summary.kept} images kept in {summary.output} ({summary.new} new this run), limit {summary.limit}: "
-        f"{summary.stopped.replace('_', ' ')} after {summary.seconds:.1f} s"
-        + (f", {summary.rate:.1f} new images/s" if summary.new else "")
+        f"{how} after {summary.seconds:.1f} s" + (f", {summary.rate:.1f} new images/s" if summary.new else "")
     ]
     if summary.posts > summary.kept:
-        lines.append(f"{summary.posts} posts: {summary.posts - summary.kept} share their file with another post (exact duplicates, stored once)")
+        lines.append(f"{summary.posts} posts; {summary.posts - summary.kept} with the same bytes as another post (exact duplicates, stored once)")
     if summary.rejected:
         lines.append(
             "rejected: " + ", ".join(f"{n} {reason}" for reason, n in summary.rejected.items())
@@ -45,7 +56,7 @@ def format_summary(summary: CrawlSummary) -> list[str]:
 
 
 @click.command("crawl")
-@click.option("--source", type=click.Choice(["demo", "danbooru", "gelbooru", "safebooru", "konachan", "yandere"]), default=None, help="Booru to crawl [crawl.source].")
+@click.option("--source", type=click.Choice(SOURCES), default=None, help="Booru to crawl [crawl.source].")
 @click.option("--base-url", default=None, metavar="URL", help="Another site speaking the source's API [crawl.base_url].")
 @click.option("--tags", default=None, help='Tag query as typed on the site, e.g. "1girl solo" [crawl.tags].')
 @click.option("--limit", type=int, default=None, help="Images to keep in total, across resumed runs [crawl.limit].")
