@@ -35,13 +35,15 @@ def serve(obj: AniganContext, port, posts, seed, rate_limit_every, retry_after, 
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
     site = generate_site(params.seed, params.posts)
     faults = Faults(rate_limit_every, retry_after, error_every, delay)
-    booru = DemoBooru(site, LOOPBACK, port, faults)
+    booru = DemoBooru(site, LOOPBACK, faults, port=port)
     click.echo(booru.url, nl=True)
     click.echo(f"serving {len(site.posts)} posts (seed {params.seed}); try {booru.url}/posts.json?limit=5 ; Ctrl-C stops", err=True)
     try:
         booru.serve_forever()
     except KeyboardInterrupt:
         pass
+    finally:
+        booru.stop()
 
 
 @demo_site.command("generate")

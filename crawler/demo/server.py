@@ -122,6 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, post.data, post.content_type)
         return self._send(404, b"not found\n", "text/plain")
 
+    def do_HEAD(self) -> None:  # noqa: N802 - crawlers probe files with HEAD; same answer, no body
+        self.do_GET()
+
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -129,7 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 class _Server(ThreadingHTTPServer):
@@ -144,7 +148,7 @@ class _Server6(_Server):
 class DemoBooru:
     """A running demo booru for `site`, bound to loopback; use as a context manager or start()/stop()."""
 
-    def __init__(self, site: DemoSite, host: str = LOOPBACK, port: int = 0, faults: Faults | None = None) -> None:
+    def __init__(self, site: DemoSite, host: str = LOOPBACK, faults: Faults | None = None, *, port: int = 0) -> None:
         if not is_loopback(host):
             raise ValueError(f"the demo booru binds to loopback only, not {host!r}")
         self.site = site

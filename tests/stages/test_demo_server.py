@@ -181,6 +181,17 @@ def test_every_file_is_served_with_its_bytes_and_content_type(demo_booru, demo_s
     assert html.content_type == "image/jpeg"  # the lie the crawl must catch
 
 
+def test_head_answers_like_get_without_a_body(demo_booru, demo_site):
+    post = next(p for p in demo_site.posts if p.kind == "scene" and not p.forbidden)
+    request = urllib.request.Request(demo_booru.url + DemoBooru.file_path(post), method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.read() == b""
+        assert response.headers["Content-Type"] == post.content_type
+        assert int(response.headers["Content-Length"]) == len(post.data)
+    # The connection stays usable: the next GET on the same server gets the whole file.
+    assert fetch(demo_booru.url + DemoBooru.file_path(post))[2] == post.data
+
+
 def test_unknown_paths_are_404(demo_booru, demo_site):
     post = next(p for p in demo_site.posts if not p.forbidden)
     forbidden = next(p for p in demo_site.posts if p.forbidden)
@@ -232,6 +243,11 @@ def test_every_nth_request_is_rate_limited_with_retry_after(demo_site):
         else:
             assert ids(json.loads(body)) == [60, 59]
     assert booru.requests["/posts.json"] == 9
+
+
+def test_faults_are_the_third_positional_argument_as_documented(demo_site):
+    with DemoBooru(demo_site, "127.0.0.1", Faults(error_every=1)) as booru:
+        assert fetch(booru.url + "/robots.txt")[0] == 500
 
 
 def test_every_mth_request_fails_with_500_and_rate_limits_win_ties(demo_site):
