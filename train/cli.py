@@ -56,6 +56,8 @@ def train_command(
             bar.stop()
             click.echo(str(stopped), err=True)
             sys.exit(128 + stopped.signum if stopped.signum else 1)
+    if summary.rank != 0:
+        return  # under torchrun, one report is enough
     started = f"resumed from iteration {summary.resumed_from}" if summary.resumed_from else "fresh start"
     m = summary.metrics
     click.echo(

@@ -73,6 +73,7 @@ class TrainSummary:
     checkpoint: str
     device: str
     world_size: int
+    rank: int  # of this process; only rank 0 wrote files
     train_images: int
     image_size: int
     resumed_from: int  # 0 for a fresh run
@@ -372,6 +373,7 @@ class Trainer:
             checkpoint=str(self.latest),
             device=str(self.device),
             world_size=self.group.world_size,
+            rank=self.group.rank,
             train_images=self.train_images,
             image_size=self.image_size,
             resumed_from=resumed_from,

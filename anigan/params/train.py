@@ -8,13 +8,13 @@ from anigan.params.schema import param
 @dataclass(frozen=True)
 class TrainParams:
     nz: int = param(100, min=1, help="length of the noise vector")
-    ngf: int = param(64, min=1, help="generator width (channels of its last hidden layer)")
-    ndf: int = param(64, min=1, help="discriminator width (channels of its first layer)")
+    ngf: int = param(32, min=1, help="generator width (channels of its last hidden layer)")
+    ndf: int = param(32, min=1, help="discriminator width (channels of its first layer)")
     lr: float = param(0.0002, gt=0.0, help="Adam learning rate (short name: lr)")
     beta1: float = param(0.5, min=0.0, lt=1.0, help="Adam beta1")
     beta2: float = param(0.999, min=0.0, lt=1.0, help="Adam beta2")
     batch_size: int = param(64, min=1, help="images per step on each training process")
-    iterations: int = param(300, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
+    iterations: int = param(600, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
     loss: str = param("bce", choices=("bce", "hinge"), help="GAN loss: bce (the paper's, non-saturating) or hinge")
     augment: tuple[str, ...] = param(
         ("color", "translation", "cutout"),
