@@ -14,7 +14,7 @@ class TrainParams:
     beta1: float = param(0.5, min=0.0, lt=1.0, help="Adam beta1")
     beta2: float = param(0.999, min=0.0, lt=1.0, help="Adam beta2")
     batch_size: int = param(64, min=1, help="images per step on each training process")
-    iterations: int = param(600, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
+    iterations: int = param(500, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
     loss: str = param("bce", choices=("bce", "hinge"), help="GAN loss: bce (the paper's, non-saturating) or hinge")
     augment: tuple[str, ...] = param(
         ("color", "translation", "cutout"),
@@ -32,5 +32,5 @@ class TrainParams:
     deterministic: bool = param(False, help="bit-reproducible kernels (slower); a resumed run then equals an uninterrupted one")
     sample_every: int = param(50, min=1, help="save a sample grid from fixed noise every N steps")
     checkpoint_every: int = param(100, min=1, help="save a checkpoint every N steps (and on Ctrl-C / SIGTERM)")
-    keep_checkpoints: int = param(3, min=0, help="periodic step_NNNNNN.pt snapshots kept besides latest.pt")
+    keep_checkpoints: int = param(2, min=0, help="periodic step_NNNNNN.pt snapshots kept besides latest.pt")
     log_every: int = param(10, min=1, help="read losses back from the device and log them every N steps")
