@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,7 +71,7 @@ def test_each_image_size_trains_and_writes_checkpoint_samples_gif_and_dvclive(tm
     assert (summary.iteration, summary.image_size, summary.train_images, summary.resumed_from) == (6, size, 12, 0)
     state = read_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert state["meta"]["iteration"] == 6 and state["meta"]["image_size"] == size
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt")) == ["step_000002.pt", "step_000004.pt", "step_000006.pt"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt")) == ["step_000004.pt", "step_000006.pt"]  # keep_checkpoints: 2
 
     samples = sorted(p.name for p in (run_dir / "samples").iterdir())
     assert samples == ["step_000000.png", "step_000003.png", "step_000006.png"]
@@ -237,3 +239,30 @@ def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch, capsys, args, 
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_ctrl_c_on_a_real_process_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path):
+    overrides = [f"-S{k}={v}" for k, v in TINY.items()]
+    command = [sys.executable, "-m", "anigan", "-v", *overrides, "train", "--dataset", str(tiny_dataset), "--run-dir", "run", "--iterations", "100000"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # wait for training to be under way, by its own log lines
+        seen.append(line)
+        if "iteration 3:" in line:
+            break
+    else:
+        proc.wait()
+        pytest.fail("training never reached iteration 3:\n" + "".join(seen))
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    stopped_at = read_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")["meta"]["iteration"]
+    assert 3 <= stopped_at < 100000
+    assert f"stopped by SIGINT at iteration {stopped_at}" in rest and "run again to resume" in rest
+
+
+@pytest.mark.slow
+def test_compiled_models_train_and_checkpoint_the_plain_weights(tiny_dataset, tmp_path):
+    train(tiny_dataset, tmp_path / "run", iterations=4, **{"train.compile": True, "train.deterministic": False})
+    generator, meta = load_generator(tmp_path / "run", "cpu")  # no "_orig_mod." prefixes in the keys
+    assert meta["iteration"] == 4 and generator(torch.randn(2, 8, 1, 1)).shape == (2, 3, 32, 32)
