@@ -39,7 +39,7 @@ def load_images(dataset_dir: str | os.PathLike, name: str = TRAIN_FILE) -> np.nd
     if images.shape[1] not in IMAGE_SIZES:
         raise UserError(f"{path}: image side {images.shape[1]} is not one of {', '.join(map(str, IMAGE_SIZES))}")
     if images.shape[0] == 0:
-        raise UserError(f"{path}: the training set is empty; the earlier stages kept no faces")
+        raise UserError(f"{path}: holds no images; the earlier stages kept no faces for it")
     return images
 
 

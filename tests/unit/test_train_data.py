@@ -37,7 +37,7 @@ def test_load_images_memory_maps_a_valid_array(tmp_path):
         (np.zeros((4, 32, 32), np.uint8), "expected uint8"),
         (np.zeros((4, 32, 16, 3), np.uint8), "expected uint8"),
         (np.zeros((4, 48, 48, 3), np.uint8), "48 is not one of 32, 64, 128"),
-        (np.zeros((0, 32, 32, 3), np.uint8), "empty"),
+        (np.zeros((0, 32, 32, 3), np.uint8), "holds no images"),
     ],
 )
 def test_bad_arrays_are_refused_with_the_reason(tmp_path, array, message):
