@@ -18,7 +18,7 @@ def test_translation_moves_each_image_by_at_most_an_eighth_and_fills_with_zeros(
     assert torch.all(out.sum(dim=(1, 2, 3)) == 1.0)  # the dot stays inside and is moved, not copied
     ys, xs = (out[:, 0] == 1.0).nonzero()[:, 1], (out[:, 0] == 1.0).nonzero()[:, 2]
     assert (ys - 16).abs().max() <= 4 and (xs - 16).abs().max() <= 4
-    assert len(set(zip(ys.tolist(), xs.tolist()))) > 20  # shifts differ between images
+    assert len(set(zip(ys.tolist(), xs.tolist(), strict=True))) > 20  # shifts differ between images
     edge = translation(torch.ones(64, 1, 32, 32), gen())
     assert (edge == 0).any()  # uncovered borders are zero (mid-grey in [-1, 1])
 

@@ -46,5 +46,5 @@ def test_same_seed_same_weights_and_the_global_rng_is_left_alone():
     g2, _ = build_models(8, 4, 4, 32, seed=5)
     g3, _ = build_models(8, 4, 4, 32, seed=6)
     assert torch.equal(before, after)
-    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True))
     assert not torch.equal(g1.main[0].weight, g3.main[0].weight)
