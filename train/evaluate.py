@@ -7,6 +7,7 @@ subsets, MS-SSIM pairs, capped real sets) is drawn from the same seed.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from train.metrics_fid import (
     missing_weights_message,
 )
 from train.metrics_msssim import mean_pairwise_msssim
+from train.models import init_weights
 from train.overfitting import overfitting_gap, subset
 from train.report import NearestPair, ReportInputs, read_dvclive_series, render_report
 from train.runtime import pick_device
@@ -80,6 +82,18 @@ def _fid_kid(params: Params, samples: np.ndarray, test: np.ndarray, device: torc
     return {"fid": frechet_distance(fake, real), "kid": kid, "kid_std": kid_std}
 
 
+def untrained_copy(generator: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The same network freshly initialised from `seed`: the baseline that shows whether training taught anything."""
+    untrained = copy.deepcopy(generator)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in untrained.modules():
+            if module is not untrained and hasattr(module, "reset_parameters"):
+                module.reset_parameters()  # batch norm also forgets its running statistics
+        init_weights(untrained)
+    return untrained.eval()
+
+
 def run_evaluate(params: Params) -> EvaluateSummary:
     """Score the checkpoint's generator (EMA weights when present) on the test split; write metrics.json and report.html."""
     p = params.evaluate
@@ -113,6 +127,8 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     log.info("face rate (animeface) on %d samples and %d test images", len(samples), len(test_capped))
     metrics["face_rate"] = face_rate(samples, p.face_upscale)
     metrics["face_rate_test"] = face_rate(test_capped, p.face_upscale)
+    untrained = generate(untrained_copy(generator, p.seed), fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size)
+    metrics["face_rate_untrained"] = face_rate(untrained, p.face_upscale)
 
     log.info("MS-SSIM diversity over up to %d pairs", p.msssim_pairs)
     metrics["msssim"] = mean_pairwise_msssim(samples, p.msssim_pairs, p.seed, device=device)

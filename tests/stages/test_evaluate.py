@@ -26,7 +26,7 @@ from train.metrics_fid import INCEPTION_WEIGHTS_URL
 
 OFFLINE_METRICS = {
     "iteration", "num_samples", "num_train", "num_test",
-    "face_rate", "face_rate_test", "msssim", "msssim_test",
+    "face_rate", "face_rate_test", "face_rate_untrained", "msssim", "msssim_test",
     "nn_train_distance_mean", "nn_train_distance_min", "test_nn_train_distance_mean", "test_nn_train_distance_min",
     "memorized_share", "d_logit_train", "d_logit_test", "d_overfit_gap",
 }  # fmt: skip
@@ -82,7 +82,7 @@ def test_offline_metrics_are_written_and_fid_is_skipped_with_one_line_naming_the
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics == summary.metrics and set(metrics) == OFFLINE_METRICS
     assert (metrics["iteration"], metrics["num_samples"], metrics["num_train"], metrics["num_test"]) == (6, 16, 32, 6)
-    assert 0 <= metrics["face_rate"] <= 1 and 0 <= metrics["face_rate_test"] <= 1
+    assert all(0 <= metrics[k] <= 1 for k in ("face_rate", "face_rate_test", "face_rate_untrained"))
     assert 0 < metrics["msssim"] <= 1 and 0 < metrics["msssim_test"] <= 1
     assert 0 <= metrics["memorized_share"] <= 1
     assert 0 <= metrics["test_nn_train_distance_min"] <= metrics["test_nn_train_distance_mean"]
