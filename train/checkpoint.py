@@ -2,11 +2,13 @@
 
 A checkpoint is one `.pt` file holding only tensors, numbers, strings, lists and dicts:
 
-    meta           dict: format, nz, ngf, ndf, image_size, iteration, loss, ema, run (what
-                   defines the run: widths, lr, seed, dataset digest...)
-    generator      state_dict of train.models.Generator
+    meta           dict: format, model ("dcgan" or "acgan"; absent in older DCGAN checkpoints),
+                   conditions (acgan: {"hair": names, "eyes": names}, see train.conditions),
+                   nz, ngf, ndf, image_size, iteration, loss, ema, run (what defines the run:
+                   model, widths, lr, seed, dataset digest...)
+    generator      state_dict of train.models.Generator (or ConditionalGenerator)
     generator_ema  state_dict of the averaged generator, or None when train.ema is off
-    discriminator  state_dict of train.models.Discriminator (returns raw logits)
+    discriminator  state_dict of train.models.Discriminator (or ConditionalDiscriminator)
     optimizer_g, optimizer_d   Adam state_dicts
     processes      per training process: the batch sampler's state and the noise generator state
     rng            the global torch (and CUDA) RNG states
@@ -30,7 +32,8 @@ from torch import nn
 
 from anigan.errors import UserError
 from anigan.files import atomic_write_bytes
-from train.models import Discriminator, Generator
+from train.conditions import conditions_of, model_of
+from train.models import Discriminator, make_discriminator, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +101,13 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable checkpoint ({first_line})") from None
     if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) or state["meta"].get("format") != FORMAT:
-        raise UserError(f"{path}: not an anigan DCGAN checkpoint (expected format {FORMAT})")
+        raise UserError(f"{path}: not an anigan checkpoint (expected format {FORMAT})")
     return state
 
 
 def _public_meta(state: dict[str, Any]) -> dict[str, Any]:
     meta = dict(state["meta"])
+    meta["model"] = model_of(meta)
     meta["has_ema"] = state.get("generator_ema") is not None
     return meta
 
@@ -115,19 +119,21 @@ def _load_weights(module: nn.Module, weights: dict[str, torch.Tensor], path: Pat
         raise UserError(f"{path}: the {what} weights do not fit the network the checkpoint describes ({str(e).splitlines()[0]})") from None
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True) -> tuple[Generator, dict[str, Any]]:
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The trained generator from a checkpoint, on `device` and in eval mode, with the checkpoint's meta.
 
     `path` may be a checkpoint file, a checkpoints folder or a run folder (then its latest.pt).
     The EMA weights are used when the checkpoint has them (unless `ema=False`). The generator maps
-    noise `torch.randn(n, meta["nz"], 1, 1)` to images (n, 3, S, S) in [-1, 1], S = meta["image_size"].
-    meta holds nz, ngf, ndf, image_size, iteration, loss, has_ema, weights ("ema" or "generator"),
-    and run (the settings that defined the training run).
+    noise `torch.randn(n, meta["nz"], 1, 1)` and labels to images (n, 3, S, S) in [-1, 1],
+    S = meta["image_size"]: `generator(z, labels)`, where labels is None for a DCGAN and a
+    LongTensor (n, 2) of [hair, eyes] indices for an ACGAN (train.conditions.encode_conditions).
+    meta holds model ("dcgan" or "acgan"), conditions (acgan), nz, ngf, ndf, image_size, iteration,
+    loss, has_ema, weights ("ema" or "generator"), and run (the settings that defined the training run).
     """
     path = resolve_checkpoint(path)
     state = read_checkpoint(path)
     meta = _public_meta(state)
-    generator = Generator(meta["nz"], meta["ngf"], meta["image_size"])
+    generator = make_generator(meta["nz"], meta["ngf"], meta["image_size"], conditions_of(meta))
     use_ema = ema and meta["has_ema"]
     _load_weights(generator, state["generator_ema"] if use_ema else state["generator"], path, "generator")
     meta["weights"] = "ema" if use_ema else "generator"
@@ -139,11 +145,12 @@ def load_discriminator(path: str | os.PathLike, device: str | torch.device = "cp
 
     It maps images (n, 3, S, S) scaled to [-1, 1] to one raw logit per image (n,); higher means
     "looks like the training set" (sigmoid of it is D's probability under the bce loss). Comparing
-    its scores on train and test images shows how much the discriminator memorised.
+    its scores on train and test images shows how much the discriminator memorised. An ACGAN's
+    discriminator does the same; `discriminator(images, classes=True)` adds its class logits.
     """
     path = resolve_checkpoint(path)
     state = read_checkpoint(path)
     meta = _public_meta(state)
-    discriminator = Discriminator(meta["ndf"], meta["image_size"])
+    discriminator = make_discriminator(meta["ndf"], meta["image_size"], conditions_of(meta))
     _load_weights(discriminator, state["discriminator"], path, "discriminator")
     return discriminator.to(device).eval(), meta

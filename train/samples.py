@@ -29,14 +29,22 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, noise: torch.Tensor, device: torch.device, batch_size: int = 256, amp: bool = False) -> np.ndarray:
-    """Run `generator` over `noise` in batches; returns uint8 images (N, S, S, 3)."""
+def generate(
+    generator: nn.Module,
+    noise: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 256,
+    amp: bool = False,
+    labels: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Run `generator` over `noise` (and an ACGAN's `labels`, (N, 2)) in batches; returns uint8 images (N, S, S, 3)."""
     out = []
     use_amp = amp and device.type == "cuda"
     for start in range(0, len(noise), batch_size):
         z = noise[start : start + batch_size].to(device)
+        y = labels[start : start + batch_size].to(device) if labels is not None else None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            out.append(to_uint8(generator(z)))
+            out.append(to_uint8(generator(z) if y is None else generator(z, y)))
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
 

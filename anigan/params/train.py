@@ -1,4 +1,4 @@
-"""train: the DCGAN trainer."""
+"""train: the GAN trainer (DCGAN, or ACGAN conditioned on hair and eye colour)."""
 
 from dataclasses import dataclass
 
@@ -7,6 +7,17 @@ from anigan.params.schema import param
 
 @dataclass(frozen=True)
 class TrainParams:
+    model: str = param(
+        "dcgan",
+        choices=("dcgan", "acgan"),
+        help="dcgan: unconditional; acgan: the generator also takes hair and eye colour, D also classifies them",
+    )
+    class_weight: float = param(1.0, gt=0.0, help="acgan: weight of the hair and eye class losses against the real/fake loss")
+    min_color_count: int = param(
+        10,
+        min=1,
+        help="acgan: hair or eye colours with fewer training faces than this fold into `other`",
+    )
     nz: int = param(100, min=1, help="length of the noise vector")
     ngf: int = param(32, min=1, help="generator width (channels of its last hidden layer)")
     ndf: int = param(32, min=1, help="discriminator width (channels of its first layer)")

@@ -81,7 +81,7 @@ def test_broken_or_foreign_files_are_refused_in_one_line(tmp_path):
         ckpt.read_checkpoint(truncated)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
-    with pytest.raises(UserError, match="not an anigan DCGAN checkpoint"):
+    with pytest.raises(UserError, match="not an anigan checkpoint"):
         ckpt.read_checkpoint(foreign)
 
 
