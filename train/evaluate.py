@@ -21,6 +21,7 @@ from anigan.errors import UserError
 from anigan.files import atomic_write_text, write_json
 from anigan.params import Params
 from train.checkpoint import LATEST, load_discriminator, load_generator, resolve_checkpoint
+from train.conditions import encode_conditions
 from train.data import load_images
 from train.face_rate import face_rate
 from train.memorization import memorization
@@ -106,7 +107,9 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     test = _load_split(dataset, "test.npy", meta["image_size"])
     out_dir = Path(params.paths.evaluate_run)
 
-    samples = generate(generator, fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size)
+    # An ACGAN is asked for colours drawn uniformly from its vocabularies (None for a DCGAN).
+    labels = encode_conditions(meta, None, None, p.num_samples, p.seed)
+    samples = generate(generator, fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size, labels=labels)
     # Real sets are capped at num_samples where a metric compares counts (face rate, MS-SSIM, D).
     test_capped = np.asarray(test[subset(len(test), p.num_samples, p.seed)])
     metrics: dict[str, float | int] = {
@@ -127,7 +130,7 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     log.info("face rate (animeface) on %d samples and %d test images", len(samples), len(test_capped))
     metrics["face_rate"] = face_rate(samples, p.face_upscale)
     metrics["face_rate_test"] = face_rate(test_capped, p.face_upscale)
-    untrained = generate(untrained_copy(generator, p.seed), fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size)
+    untrained = generate(untrained_copy(generator, p.seed), fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size, labels=labels)
     metrics["face_rate_untrained"] = face_rate(untrained, p.face_upscale)
 
     log.info("MS-SSIM diversity over up to %d pairs", p.msssim_pairs)
