@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,9 +115,31 @@ def test_lr_sweep_point_reruns_only_train_and_evaluate_and_shows_in_exp_show(pro
     out = sh(["dvc", "exp", "run", "-S", "lr=0.0001"], project)
     assert stages_run(out) == {"train", "evaluate"}, out
     table = json.loads(sh(["dvc", "exp", "show", "--json"], project))
-    swept = [data for data in exp_data(table) if params_of(data).get("lr") == 0.0001]
-    assert swept, "the swept lr is not in dvc exp show"
-    assert any("metrics.json" in key for key in swept[0].get("metrics", {})), "evaluate's metrics are missing beside the params"
+    assert 0.0001 in swept_results(table), "the swept lr is not in dvc exp show with evaluate's metrics"
+
+
+def test_queued_sweep_runs_with_queue_start_and_lists_params_beside_metrics(project, first_repro):
+    for lr in ("0.0003", "0.0004"):
+        sh(["dvc", "exp", "run", "--queue", "-S", f"lr={lr}"], project)
+    sh(["dvc", "queue", "start"], project)
+    # The queue's worker runs in the background: wait for it, as a user watching `dvc queue status` would.
+    deadline = time.monotonic() + 1200
+    while re.search(r"\b(Queued|Running)\b", status := sh(["dvc", "queue", "status"], project)):
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert "Failed" not in status, status
+    results = swept_results(json.loads(sh(["dvc", "exp", "show", "--json"], project)))
+    assert {0.0003, 0.0004} <= set(results), results
+
+
+def swept_results(table) -> dict[float, dict]:
+    """lr -> evaluate's metrics, for every commit and experiment in `dvc exp show --json` whose metrics were read."""
+    found = {}
+    for data in exp_data(table):
+        metrics = (data.get("metrics", {}).get("runs/evaluate/metrics.json") or {}).get("data", {})
+        if "face_rate" in metrics:
+            found[params_of(data)["lr"]] = metrics
+    return found
 
 
 def exp_data(node):
