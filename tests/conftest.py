@@ -8,13 +8,21 @@ import numpy as np
 import pytest
 
 
-def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, seed: int = 0) -> Path:
+TINY_HAIR = ("black", "blonde", "blue", "pink")
+TINY_EYES = ("blue", "green", "red")
+
+
+def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, seed: int = 0, colors: bool = False) -> Path:
     """Write a packed dataset like the split stage's (DESIGN.md) into `folder` and return it.
 
     Each image is a simple drawn "face": a skin disc with two dark eyes on a random flat
     background, with a random shift, so a generator has some structure to learn. Files:
     train.npy / test.npy (uint8, N x size x size x 3), train.jsonl / test.jsonl, card.json.
+    With `colors`, face i has hair TINY_HAIR[i % 4] (a cap over the disc) and eyes
+    TINY_EYES[i // 4 % 3], drawn in the faces stage's reference colours and named in the index.
     """
+    from preprocess.face_colors import EYE_COLORS, HAIR_COLORS
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -27,14 +35,23 @@ def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, se
             image[:] = rng.integers(0, 256, 3)
             cy, cx = size / 2 + rng.uniform(-size / 10, size / 10, 2)
             radius = size * rng.uniform(0.28, 0.36)
-            image[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = (250, 220, 190)
+            hair, eyes = TINY_HAIR[i % len(TINY_HAIR)], TINY_EYES[i // len(TINY_HAIR) % len(TINY_EYES)]
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+            if colors:
+                image[((yy - cy) ** 2 + (xx - cx) ** 2 < (radius * 1.25) ** 2) & (yy < cy)] = HAIR_COLORS[hair]
+            image[disc & ~((yy < cy - radius * 0.35) & bool(colors))] = (250, 220, 190)
             for side in (-1, 1):
                 eye = (yy - (cy - radius * 0.1)) ** 2 + (xx - (cx + side * radius * 0.4)) ** 2 < (radius * 0.18) ** 2
-                image[eye] = rng.integers(0, 120, 3)
+                image[eye] = EYE_COLORS[eyes] if colors else rng.integers(0, 120, 3)
             images[i] = image
         np.save(folder / f"{split}.npy", images)
         rows = [
-            {"face_id": f"{split}{i:04d}", "group_id": f"g-{split}{i:04d}", "hair_color": None, "eye_color": None}
+            {
+                "face_id": f"{split}{i:04d}",
+                "group_id": f"g-{split}{i:04d}",
+                "hair_color": TINY_HAIR[i % len(TINY_HAIR)] if colors else None,
+                "eye_color": TINY_EYES[i // len(TINY_HAIR) % len(TINY_EYES)] if colors else None,
+            }
             for i in range(count)
         ]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -48,6 +65,12 @@ def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, se
 def tiny_dataset(tmp_path) -> Path:
     """A packed 32x32 dataset (24 train, 8 test images) in a temporary folder: see make_tiny_dataset."""
     return make_tiny_dataset(tmp_path / "dataset")
+
+
+@pytest.fixture
+def tiny_color_dataset(tmp_path) -> Path:
+    """Like tiny_dataset, with hair and eye colours drawn and named (4 hair, 3 eye colours): see make_tiny_dataset."""
+    return make_tiny_dataset(tmp_path / "color_dataset", colors=True)
 
 
 def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:

@@ -29,7 +29,8 @@ def train_command(
     run_dir: str | None,
     fresh: bool,
 ) -> None:
-    """Train the DCGAN on the packed faces; resumes from the last checkpoint of the same run.
+    """Train the GAN (train.model: dcgan, or acgan on hair and eye colour) on the packed faces;
+    resumes from the last checkpoint of the same run.
 
     Under `torchrun --nproc-per-node N -m anigan train` each process trains on its own batches
     with DistributedDataParallel. Ctrl-C (or SIGTERM) writes a checkpoint and stops.
@@ -67,6 +68,11 @@ def train_command(
     )
     if m:
         click.echo(f"last losses: loss_D {m['loss_D']:.3f}, loss_G {m['loss_G']:.3f}, D(x) {m['D_x']:.3f}, D(G(z)) {m['D_G_z']:.3f}")
+    if "hair_accuracy_real" in m:
+        click.echo(
+            f"colour classes: class_loss_D {m['class_loss_D']:.3f}, class_loss_G {m['class_loss_G']:.3f}, "
+            f"D names real hair {m['hair_accuracy_real']:.0%} and eyes {m['eyes_accuracy_real']:.0%} right"
+        )
     click.echo(f"checkpoint {summary.checkpoint}; samples and progress GIF in {summary.run_dir}")
 
 
@@ -79,6 +85,8 @@ def train_command(
 @click.option("--columns", type=int, default=None, help="Grid width in faces (default: square).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default="auto", show_default=True)
 @click.option("--no-ema", is_flag=True, help="Use the raw generator weights instead of their moving average.")
+@click.option("--hair", default=None, metavar="COLOUR", help="ACGAN checkpoints: hair colour of every face, e.g. blue (default: drawn per face).")
+@click.option("--eyes", default=None, metavar="COLOUR", help="ACGAN checkpoints: eye colour of every face, e.g. red (default: drawn per face).")
 @pass_anigan
 def generate_command(
     ctx: AniganContext,
@@ -90,15 +98,26 @@ def generate_command(
     columns: int | None,
     device: str,
     no_ema: bool,
+    hair: str | None,
+    eyes: str | None,
 ) -> None:
-    """Draw faces from a trained generator: a grid PNG and/or a folder of single PNGs."""
+    """Draw faces from a trained generator: a grid PNG and/or a folder of single PNGs.
+
+    An ACGAN checkpoint takes --hair and --eyes; an unknown colour stops with the list of
+    colours the checkpoint knows.
+    """
     from train.generate import run_generate
 
     if checkpoint is None:
         checkpoint = str(Path(ctx.params().paths.train_run) / "checkpoints")
-    summary = run_generate(checkpoint, count=count, seed=seed, grid=grid, folder=folder, device=device, ema=not no_ema, columns=columns)
+    summary = run_generate(
+        checkpoint, count=count, seed=seed, grid=grid, folder=folder, device=device, ema=not no_ema, columns=columns, hair=hair, eyes=eyes
+    )
     where = " and ".join(x for x in (summary.grid, summary.folder and f"{summary.folder}/") if x)
+    colours = ""
+    if summary.model == "acgan":
+        colours = f", {summary.hair or 'any'} hair, {summary.eyes or 'any'} eyes"
     click.echo(
         f"{summary.count} faces of {summary.image_size}x{summary.image_size} from {summary.checkpoint} "
-        f"(iteration {summary.iteration}, {summary.weights} weights, seed {summary.seed}) -> {where}"
+        f"(iteration {summary.iteration}, {summary.weights} weights, seed {summary.seed}{colours}) -> {where}"
     )

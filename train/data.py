@@ -3,7 +3,8 @@
 `train.npy` (uint8, N x S x S x 3) is read once. When it fits it is copied to the training
 device whole, and every batch is drawn there: shuffled epochs, random horizontal flips and the
 scaling to [-1, 1] are a handful of tensor operations on the device. A set too big for the device
-stays memory-mapped on the host and only each batch is gathered and sent.
+stays memory-mapped on the host and only each batch is gathered and sent. An ACGAN's colour
+labels (N, 2) are small and always live on the training device, drawn with their images.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class BatchSource:
     Each epoch visits every image once in a random order; each image is flipped left-right with
     probability 1/2. All randomness comes from one torch.Generator seeded by `seed`, and
     `state_dict()` captures it with the position in the epoch, so a resumed run draws exactly
-    the batches an uninterrupted one would.
+    the batches an uninterrupted one would. Given `labels` (int64 (N, 2), the ACGAN's colours),
+    `next_with_labels()` returns each batch with its images' labels; a flip keeps the label.
     """
 
     def __init__(
@@ -83,12 +85,16 @@ class BatchSource:
         seed: int,
         channels_last: bool = False,
         on_device: bool = True,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.device = device
         self.channels_last = channels_last
         self.count = len(images)
         self.on_device = on_device
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
+        self.labels = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device) if labels is not None else None
         if on_device:
             self.images = torch.from_numpy(np.array(images)).to(device)  # a writable copy in memory
             index_device = device
@@ -119,6 +125,22 @@ class BatchSource:
 
     def next(self) -> torch.Tensor:
         """The next batch, float32 in [-1, 1], on the device (channels-last strides if asked)."""
+        return self._draw()[0]
+
+    def next_with_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch and its images' labels (B, 2) on the device."""
+        if self.labels is None:
+            raise ValueError("this BatchSource was made without labels")
+        images, indices = self._draw()
+        return images, self.labels[indices.to(self.labels.device)]
+
+    def random_labels(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """Labels of `count` training images drawn at random: conditions for generated images, as often as in the data."""
+        assert self.labels is not None
+        picks = torch.randint(len(self.labels), (count,), generator=generator, device=generator.device)
+        return self.labels[picks.to(self.labels.device)]
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
         indices = self._next_indices()
         flip = torch.rand(self.batch_size, generator=self.generator, device=self.generator.device) < 0.5
         if self.on_device:
@@ -133,7 +155,7 @@ class BatchSource:
         batch = torch.where(flip[:, None, None, None], batch.flip(2), batch)
         # Permuting HWC to CHW gives channels-last strides for free; .float() keeps them.
         images = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        return images if self.channels_last else images.contiguous()
+        return (images if self.channels_last else images.contiguous()), indices
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state: generator, current epoch order and position (CPU tensors and ints)."""

@@ -33,8 +33,11 @@ class EMA:
         torch._foreach_lerp_(list(self.model.parameters()), list(source.parameters()), weight)
 
     @torch.no_grad()
-    def recompute_batch_norm(self, noise_batches: Iterable[torch.Tensor]) -> None:
-        """Set the averaged model's batch-norm statistics to their mean over these noise batches."""
+    def recompute_batch_norm(self, noise_batches: Iterable[torch.Tensor | tuple[torch.Tensor, ...]]) -> None:
+        """Set the averaged model's batch-norm statistics to their mean over these noise batches.
+
+        A batch is the model's input: noise, or a tuple of inputs (an ACGAN's noise and labels).
+        """
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
             return
@@ -44,8 +47,8 @@ class EMA:
             m.momentum = None  # a plain average over the batches below
         self.model.train()
         try:
-            for z in noise_batches:
-                self.model(z)
+            for batch in noise_batches:
+                self.model(*batch) if isinstance(batch, tuple) else self.model(batch)
         finally:
             self.model.eval()
             for m, momentum in zip(norms, momenta, strict=True):

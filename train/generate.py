@@ -1,4 +1,7 @@
-"""`anigan generate`: faces from a trained generator, as one grid PNG and/or a folder of single PNGs."""
+"""`anigan generate`: faces from a trained generator, as one grid PNG and/or a folder of single PNGs.
+
+An ACGAN checkpoint also takes a hair and an eye colour; a colour left open is drawn per face.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 from anigan.errors import UserError
 from train.checkpoint import load_generator, resolve_checkpoint
+from train.conditions import encode_conditions
 from train.runtime import pick_device
 from train.samples import fixed_noise, generate, image_grid, write_png
 
@@ -25,6 +29,9 @@ class GenerateSummary:
     device: str
     grid: str | None
     folder: str | None
+    model: str = "dcgan"
+    hair: str | None = None  # the colour asked for (acgan), None when drawn or a DCGAN
+    eyes: str | None = None
 
 
 def run_generate(
@@ -37,11 +44,14 @@ def run_generate(
     device: str = "auto",
     ema: bool = True,
     columns: int | None = None,
+    hair: str | None = None,
+    eyes: str | None = None,
 ) -> GenerateSummary:
     """Draw `count` faces from noise seeded by `seed`; write a grid PNG (`grid`) and/or single PNGs (`folder`).
 
     The noise is drawn on the CPU, so one seed gives the same faces on any device. Single files
-    are named `<seed>_<index>.png`, so several seeds can share a folder.
+    are named `<seed>_<index>.png`, so several seeds can share a folder. `hair` and `eyes` pick
+    an ACGAN checkpoint's colours (see train.conditions.encode_conditions); a DCGAN refuses them.
     """
     if grid is None and folder is None:
         raise UserError("nothing to write: give --out GRID.png, --out-dir FOLDER, or both")
@@ -52,7 +62,11 @@ def run_generate(
     path = resolve_checkpoint(checkpoint)
     torch_device = pick_device(device)
     generator, meta = load_generator(path, torch_device, ema=ema)
-    images = generate(generator, fixed_noise(count, meta["nz"], seed), torch_device)
+    try:
+        labels = encode_conditions(meta, hair, eyes, count, seed)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    images = generate(generator, fixed_noise(count, meta["nz"], seed), torch_device, labels=labels)
     if grid is not None:
         write_png(grid, image_grid(images, columns))
     if folder is not None:
@@ -70,4 +84,7 @@ def run_generate(
         device=str(torch_device),
         grid=str(grid) if grid is not None else None,
         folder=str(folder) if folder is not None else None,
+        model=meta["model"],
+        hair=hair.strip().lower() if hair is not None else None,
+        eyes=eyes.strip().lower() if eyes is not None else None,
     )

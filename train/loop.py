@@ -1,7 +1,8 @@
 """The training loop: `run_train(params) -> TrainSummary`.
 
 One step (`train_step`) updates the discriminator on a real and a generated batch, then the
-generator, entirely on the device: losses are summed into a device tensor and read back only
+generator, entirely on the device (for the ACGAN, with the class losses of both on hair and eye
+colour): losses are summed into a device tensor and read back only
 every `log_every` steps, so the host never waits for the device in between. Around the steps,
 `Trainer` handles resuming, DVCLive logging, sample grids, checkpoints, NaN detection, signals
 and, under torchrun, DistributedDataParallel.
@@ -30,18 +31,23 @@ from anigan.params import Params
 from anigan.params.train import TrainParams
 from train import checkpoint as ckpt
 from train.augment import diff_augment
+from train.conditions import ColorLabels, grid_conditions, load_color_labels
 from train.data import TRAIN_FILE, BatchSource, file_digest, fits_on_device, load_images
 from train.ema import EMA
 from train.live import MetricsLog
-from train.losses import fake_loss, generator_loss, real_loss
-from train.models import Discriminator, Generator, build_models
+from train.losses import class_loss, fake_loss, generator_loss, real_loss
+from train.models import Discriminator, build_models
 from train.runtime import ProcessGroup, StopRequest, derive_seed, deterministic_mode, process_group, stop_on_signals
 from train.samples import fixed_noise, generate, image_grid, write_gif, write_png
 
 log = logging.getLogger(__name__)
 
 METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # the order of the per-step stats vector
-SAMPLE_GRID = 64  # fixed noise vectors in each sample grid (8 x 8)
+# The ACGAN's stats follow: the class losses (unweighted; D's on real plus generated images, G's on
+# its own) and D's accuracy at naming the hair and eye colour of the real images it was shown.
+CLASS_METRICS = ("class_loss_D", "class_loss_G", "hair_accuracy_real", "eyes_accuracy_real")
+SAMPLE_GRID = 64  # fixed noise vectors in each DCGAN sample grid (8 x 8)
+SAMPLE_COLUMNS = 8  # faces per row; an ACGAN grid has one row per hair colour
 SAMPLE_FILE = "step_{:06d}.png"
 NORM_BATCHES = 4  # noise batches for the averaged generator's batch-norm statistics
 
@@ -88,7 +94,7 @@ class TrainSummary:
 class Nets:
     """The networks and optimizers of one run; `*_step` are the wrapped (DDP / compiled) modules the step calls."""
 
-    generator: Generator
+    generator: nn.Module  # Generator or ConditionalGenerator
     discriminator: Discriminator
     generator_step: nn.Module
     discriminator_step: nn.Module
@@ -103,6 +109,15 @@ def _no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
     return ddp.no_sync() if isinstance(ddp, DistributedDataParallel) else contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class StepLabels:
+    """An ACGAN step's colour labels (B, 2): of the real batch, and those asked of the generator."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    class_weight: float
+
+
 def train_step(
     nets: Nets,
     real: torch.Tensor,
@@ -111,30 +126,51 @@ def train_step(
     amp: bool,
     distributed: bool,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    labels: StepLabels | None = None,
 ) -> torch.Tensor:
-    """One DCGAN step: D on a real and a generated batch, then G. Returns stats (METRICS order) on the device.
+    """One GAN step: D on a real and a generated batch, then G. Returns stats on the device:
+    METRICS order, then CLASS_METRICS for the ACGAN (when `labels` are given).
 
     Nothing here reads a value back to the host. D sees real and generated images in separate
     forward passes as in the paper (its batch norm keeps their statistics apart), each followed
     by its backward so DDP all-reduces D's gradients once, after both. `augment`, if given, is
-    applied to every image D sees, real or generated (DiffAugment).
+    applied to every image D sees, real or generated (DiffAugment). With `labels`, G draws the
+    asked colours and D's classifier heads learn the real images' colours; D and G both add the
+    weighted class loss on the generated images (Odena et al.'s ACGAN), with either GAN loss.
     """
     augment = augment or (lambda x: x)
     device_type = real.device.type
     autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+    conditional = labels is not None
+
+    def discriminate(images: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """D's logits and, for the ACGAN, its hair and eye class logits."""
+        with autocast():
+            if not conditional:
+                return nets.discriminator_step(augment(images)), ()
+            logits, hair, eyes = nets.discriminator_step(augment(images), classes=True)
+            return logits, (hair, eyes)
+
+    def with_classes(adversarial: torch.Tensor, classes: tuple[torch.Tensor, ...], wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the loss to back-propagate, the unweighted class loss or None for a DCGAN)."""
+        if not conditional:
+            return adversarial, None
+        classification = class_loss(*classes, wanted)
+        return adversarial + labels.class_weight * classification, classification
+
     with autocast():
-        fake = nets.generator_step(z)
+        fake = nets.generator_step(z, labels.fake if conditional else None)
 
     nets.optimizer_d.zero_grad(set_to_none=True)
     with _no_sync(nets.discriminator_step):
-        with autocast():
-            real_logits = nets.discriminator_step(augment(real))
+        real_logits, real_classes = discriminate(real)
         loss_real = real_loss(real_logits, loss)
-        loss_real.backward()
-    with autocast():
-        fake_logits = nets.discriminator_step(augment(fake.detach()))
+        total, class_real = with_classes(loss_real, real_classes, labels.real if conditional else None)
+        total.backward()
+    fake_logits, fake_classes = discriminate(fake.detach())
     loss_fake = fake_loss(fake_logits, loss)
-    loss_fake.backward()
+    total, class_fake = with_classes(loss_fake, fake_classes, labels.fake if conditional else None)
+    total.backward()
     nets.optimizer_d.step()
 
     nets.optimizer_g.zero_grad(set_to_none=True)
@@ -142,19 +178,28 @@ def train_step(
     # DDP must not see requires_grad change, so there D's local gradients are left unsynced.
     frozen = contextlib.nullcontext() if distributed else _frozen(nets.discriminator)
     with frozen, _no_sync(nets.discriminator_step):
-        with autocast():
-            g_logits = nets.discriminator_step(augment(fake))
+        g_logits, g_classes = discriminate(fake)
         loss_g = generator_loss(g_logits, loss)
-        loss_g.backward()
+        total, class_g = with_classes(loss_g, g_classes, labels.fake if conditional else None)
+        total.backward()
     nets.optimizer_g.step()
 
     with torch.no_grad():
-        return torch.stack([
+        stats = [
             loss_real + loss_fake,
             loss_g,
             torch.sigmoid(real_logits.float()).mean(),
             torch.sigmoid(fake_logits.float()).mean(),
-        ])
+        ]
+        if conditional:
+            hair, eyes = real_classes
+            stats += [
+                class_real + class_fake,
+                class_g,
+                (hair.argmax(1) == labels.real[:, 0]).float().mean(),
+                (eyes.argmax(1) == labels.real[:, 1]).float().mean(),
+            ]
+        return torch.stack(stats)
 
 
 @contextlib.contextmanager
@@ -170,15 +215,26 @@ def _loggable(p: TrainParams) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(p).items()}
 
 
-def run_identity(p: TrainParams, image_size: int, dataset_sha256: str) -> dict[str, Any]:
+def run_identity(p: TrainParams, image_size: int, dataset_sha256: str, labels: ColorLabels | None = None) -> dict[str, Any]:
     """The settings that define a run: a checkpoint made with others is not resumed but started over.
 
     Speed-only settings (device, amp, compile, intervals) and `iterations` are left out, so a
-    finished run can be extended by raising `iterations`.
+    finished run can be extended by raising `iterations`. The model is in, and for the ACGAN its
+    class weight, colour vocabularies and a digest of the labels, so switching model starts over.
     """
-    keys = ("nz", "ngf", "ndf", "lr", "beta1", "beta2", "batch_size", "loss", "augment", "seed", "ema", "ema_decay")
+    keys = ("model", "nz", "ngf", "ndf", "lr", "beta1", "beta2", "batch_size", "loss", "augment", "seed", "ema", "ema_decay")
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(p, k)) for k in keys)}
-    return {**settings, "image_size": image_size, "dataset_sha256": dataset_sha256}
+    identity = {**settings, "image_size": image_size, "dataset_sha256": dataset_sha256}
+    if labels is not None:
+        identity.update(class_weight=p.class_weight, conditions=labels.conditions, labels_sha256=labels.sha256)
+    return identity
+
+
+def changed_settings(identity: dict[str, Any], trained: dict[str, Any]) -> list[str]:
+    """The keys on which a checkpoint's run identity differs from this run's; runs from before
+    ACGAN existed have no `model` and were DCGANs."""
+    trained = {"model": "dcgan", **trained}
+    return sorted(k for k in identity.keys() | trained.keys() if trained.get(k) != identity.get(k))
 
 
 def run_train(
@@ -200,8 +256,11 @@ def run_train(
     run_dir = Path(run_dir if run_dir is not None else params.paths.train_run)
     images = load_images(dataset_dir)
     dataset_sha256 = file_digest(dataset_dir / TRAIN_FILE)
+    labels = load_color_labels(dataset_dir, len(images), params.train.min_color_count) if params.train.model == "acgan" else None
+    if labels is not None:
+        log.info("colour conditions: hair %s; eyes %s", ", ".join(labels.conditions["hair"]), ", ".join(labels.conditions["eyes"]))
     with process_group(params.train.device) as (group, device), deterministic_mode(params.train.deterministic, device), stop_on_signals() as stop:
-        trainer = Trainer(params.train, images, dataset_sha256, run_dir, group, device, stop, on_progress)
+        trainer = Trainer(params.train, images, dataset_sha256, run_dir, group, device, stop, on_progress, labels)
         return trainer.run(fresh)
 
 
@@ -218,11 +277,16 @@ class Trainer:
         device: torch.device,
         stop: StopRequest,
         on_progress: Callable[[Progress], None] | None,
+        labels: ColorLabels | None = None,
     ) -> None:
+        if (p.model == "acgan") != (labels is not None):
+            raise ValueError(f"train.model = {p.model} needs colour labels exactly when it is acgan")
         self.p, self.group, self.device, self.stop, self.on_progress = p, group, device, stop, on_progress
         self.image_size = images.shape[1]
         self.train_images = len(images)
-        self.identity = run_identity(p, self.image_size, dataset_sha256)
+        self.conditions = labels.conditions if labels is not None else None
+        self.metric_names = METRICS + (CLASS_METRICS if labels is not None else ())
+        self.identity = run_identity(p, self.image_size, dataset_sha256, labels)
         self.run_dir = run_dir
         self.checkpoint_dir = run_dir / "checkpoints"
         self.samples_dir = run_dir / "samples"
@@ -232,20 +296,35 @@ class Trainer:
         self.nets = self._build_nets()
         on_device = fits_on_device(images.nbytes, device, p.data_on_device)
         self.batches = BatchSource(
-            images, p.batch_size, device, derive_seed(p.seed, "batches", group.rank), p.channels_last, on_device
+            images, p.batch_size, device, derive_seed(p.seed, "batches", group.rank), p.channels_last, on_device,
+            labels.labels if labels is not None else None,
         )
         self.noise = torch.Generator(device=device)
         self.noise.manual_seed(derive_seed(p.seed, "noise", group.rank))
         self.augment_rng = torch.Generator(device=device)
         self.augment_rng.manual_seed(derive_seed(p.seed, "augment", group.rank))
         self.augment = (lambda x: diff_augment(x, p.augment, self.augment_rng)) if p.augment else None
-        self.sample_noise = fixed_noise(SAMPLE_GRID, p.nz, derive_seed(p.seed, "samples"))
-        # Noise on which the averaged generator's batch-norm statistics are measured (see EMA).
-        self.norm_noise = fixed_noise(NORM_BATCHES * p.batch_size, p.nz, derive_seed(p.seed, "ema-norm")).to(device).split(p.batch_size)
+        if self.conditions is None:
+            self.sample_noise = fixed_noise(SAMPLE_GRID, p.nz, derive_seed(p.seed, "samples"))
+            self.sample_labels = None
+        else:
+            # One row per hair colour, each row the same noise: only the condition changes down a column.
+            rows = len(self.conditions["hair"])
+            self.sample_noise = fixed_noise(SAMPLE_COLUMNS, p.nz, derive_seed(p.seed, "samples")).repeat(rows, 1, 1, 1)
+            self.sample_labels = grid_conditions(self.conditions, SAMPLE_COLUMNS)
+        # Inputs on which the averaged generator's batch-norm statistics are measured (see EMA);
+        # an ACGAN's also carry labels drawn as often as the training set has them.
+        norm_noise = fixed_noise(NORM_BATCHES * p.batch_size, p.nz, derive_seed(p.seed, "ema-norm")).to(device).split(p.batch_size)
+        if labels is None:
+            self.norm_inputs: list[Any] = list(norm_noise)
+        else:
+            picks = torch.Generator().manual_seed(derive_seed(p.seed, "ema-norm-labels"))
+            drawn = torch.from_numpy(labels.labels)[torch.randint(len(labels.labels), (NORM_BATCHES * p.batch_size,), generator=picks)]
+            self.norm_inputs = list(zip(norm_noise, drawn.to(device).split(p.batch_size), strict=True))
         self.norm_fresh_at: int | None = None
 
         self.iteration = 0
-        self.window = torch.zeros(len(METRICS), device=device)
+        self.window = torch.zeros(len(self.metric_names), device=device)
         self.window_steps = 0
         self.last_metrics: dict[str, float] = {}
         self.last_good: int | None = None  # iteration of the newest checkpoint on disk
@@ -256,7 +335,7 @@ class Trainer:
 
     def _build_nets(self) -> Nets:
         p, device = self.p, self.device
-        generator, discriminator = build_models(p.nz, p.ngf, p.ndf, self.image_size, derive_seed(p.seed, "weights"))
+        generator, discriminator = build_models(p.nz, p.ngf, p.ndf, self.image_size, derive_seed(p.seed, "weights"), self.conditions)
         memory_format = torch.channels_last if p.channels_last else torch.contiguous_format
         generator = generator.to(device, memory_format=memory_format)
         discriminator = discriminator.to(device, memory_format=memory_format)
@@ -285,7 +364,7 @@ class Trainer:
         except UserError as e:
             raise UserError(f"{e}; remove it or train with --fresh to start over") from None
         meta = state["meta"]
-        changed = sorted(k for k in self.identity if meta.get("run", {}).get(k) != self.identity[k])
+        changed = changed_settings(self.identity, meta.get("run", {}))
         if changed:
             log.warning("%s was trained with other settings (%s); starting over", self.latest, ", ".join(changed))
             return None
@@ -390,9 +469,13 @@ class Trainer:
         while self.iteration < p.iterations:
             self.iteration += 1
             it = self.iteration
-            real = self.batches.next()
+            real, real_labels = self.batches.next_with_labels() if self.conditions is not None else (self.batches.next(), None)
             z = torch.randn(p.batch_size, p.nz, 1, 1, device=self.device, generator=self.noise)
-            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed, self.augment)
+            labels = None
+            if real_labels is not None:
+                # The generator is asked for colours as often as the training set has them.
+                labels = StepLabels(real_labels, self.batches.random_labels(p.batch_size, self.noise), p.class_weight)
+            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed, self.augment, labels)
             if self.nets.ema is not None:
                 self.nets.ema.update(self.nets.generator, it)
             self.window_steps += 1
@@ -418,7 +501,7 @@ class Trainer:
             dist.all_reduce(totals)  # every process sees the same means, so all decide alike
         values = totals.tolist()
         steps = self.window_steps * self.group.world_size
-        means = {name: values[i] / steps for i, name in enumerate(METRICS)}
+        means = {name: values[i] / steps for i, name in enumerate(self.metric_names)}
         self.window.zero_()
         self.window_steps = 0
         bad = [name for name, v in means.items() if not math.isfinite(v)]
@@ -437,7 +520,7 @@ class Trainer:
         if self.on_progress is not None and self.group.is_main:
             self.on_progress(Progress(self.iteration, self.p.iterations, metrics))
         log.info("iteration %d: %s", self.iteration, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-        return values[len(METRICS)] > 0
+        return values[len(self.metric_names)] > 0
 
     def _diverged(self, what: str) -> None:
         if self.last_good is not None:
@@ -486,6 +569,8 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
             "meta": {
+                "model": p.model,
+                **({"conditions": self.conditions, "class_weight": p.class_weight} if self.conditions is not None else {}),
                 "nz": p.nz,
                 "ngf": p.ngf,
                 "ndf": p.ndf,
@@ -510,7 +595,7 @@ class Trainer:
         """Measure the averaged generator's batch-norm statistics before it is sampled or saved."""
         if self.nets.ema is not None and self.norm_fresh_at != self.iteration:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                self.nets.ema.recompute_batch_norm(self.norm_noise)
+                self.nets.ema.recompute_batch_norm(self.norm_inputs)
             self.norm_fresh_at = self.iteration
 
     def _sample_model(self) -> nn.Module:
@@ -527,10 +612,10 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            images = generate(model, self.sample_noise, self.device, amp=self.amp)
+            images = generate(model, self.sample_noise, self.device, amp=self.amp, labels=self.sample_labels)
         finally:
             model.train(was_training)
-        grid = image_grid(images, columns=8)
+        grid = image_grid(images, columns=SAMPLE_COLUMNS)
         write_png(self.samples_dir / SAMPLE_FILE.format(self.iteration), grid)
         self.samples_written += 1
         if self.live is not None:

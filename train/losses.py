@@ -1,4 +1,5 @@
-"""GAN losses on raw discriminator logits: the paper's BCE (non-saturating for G) or hinge.
+"""GAN losses on raw discriminator logits: the paper's BCE (non-saturating for G) or hinge, and
+the ACGAN's class loss on its classifier heads.
 
 The discriminator's two halves are separate functions because the step back-propagates them
 one after the other (see train.loop.train_step).
@@ -39,3 +40,8 @@ def generator_loss(logits: torch.Tensor, kind: str) -> torch.Tensor:
     logits = logits.float()
     # bce: the paper's non-saturating form, maximise log D(G(z)).
     return F.softplus(-logits).mean() if kind == "bce" else -logits.mean()
+
+
+def class_loss(hair_logits: torch.Tensor, eye_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The ACGAN's auxiliary loss: cross-entropy of the hair and the eye classifier against labels (N, 2), summed."""
+    return F.cross_entropy(hair_logits.float(), labels[:, 0]) + F.cross_entropy(eye_logits.float(), labels[:, 1])
