@@ -21,7 +21,8 @@ from anigan.errors import UserError
 from anigan.files import atomic_write_text, write_json
 from anigan.params import Params
 from train.checkpoint import LATEST, load_discriminator, load_generator, resolve_checkpoint
-from train.conditions import encode_conditions
+from train.condition_accuracy import ConditionAccuracy, index_labels, score_conditions
+from train.conditions import conditions_of, encode_conditions
 from train.data import load_images
 from train.face_rate import face_rate
 from train.memorization import memorization
@@ -95,6 +96,24 @@ def untrained_copy(generator: torch.nn.Module, seed: int) -> torch.nn.Module:
     return untrained.eval()
 
 
+def _condition_accuracy(
+    params: Params, samples: np.ndarray, labels: torch.Tensor, train: np.ndarray, test: np.ndarray, conditions: dict, device: torch.device
+) -> ConditionAccuracy:
+    """Colour classifier from the real train split, checked on the test split, applied to the samples asked for `labels`."""
+    p, dataset = params.evaluate, Path(params.paths.dataset)
+    return score_conditions(
+        samples,
+        labels.numpy(),
+        (train, index_labels(dataset, "train", len(train), conditions)),
+        (test, index_labels(dataset, "test", len(test), conditions)),
+        conditions,
+        steps=p.classifier_steps,
+        batch_size=p.classifier_batch_size,
+        seed=p.seed,
+        device=device,
+    )
+
+
 def run_evaluate(params: Params) -> EvaluateSummary:
     """Score the checkpoint's generator (EMA weights when present) on the test split; write metrics.json and report.html."""
     p = params.evaluate
@@ -145,6 +164,12 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     metrics.update(memo.metrics())
     metrics.update(overfitting_gap(discriminator, train, test, device, p.batch_size, p.num_samples, p.seed))
 
+    conditions = conditions_of(meta)
+    accuracy = None
+    if conditions is not None and labels is not None:
+        accuracy = _condition_accuracy(params, samples, labels, train, np.asarray(test), conditions, device)
+        metrics.update(accuracy.metrics())
+
     closest = np.argsort(memo.samples.distance, kind="stable")[: p.nn_pairs]
     pairs = [
         NearestPair(samples[i], np.asarray(train[memo.samples.index[i]]), float(memo.samples.distance[i]))
@@ -169,6 +194,8 @@ def run_evaluate(params: Params) -> EvaluateSummary:
             progress_gif=gif.read_bytes() if gif.is_file() else None,
             curves=read_dvclive_series(run_dir / "dvclive"),
             notes=skipped,
+            model=meta["model"],
+            condition_accuracy=accuracy,
         )
     )
     metrics_path, report_path = out_dir / METRICS_FILE, out_dir / REPORT_FILE

@@ -17,6 +17,7 @@ from string import Template
 import numpy as np
 from PIL import Image
 
+from train.condition_accuracy import ConditionAccuracy
 from train.samples import image_grid, png_bytes
 
 TEMPLATE = "report_template.html"
@@ -39,6 +40,18 @@ METRIC_MEANINGS: dict[str, str] = {
     "d_logit_train": "discriminator's mean logit on training reals",
     "d_logit_test": "discriminator's mean logit on test reals",
     "d_overfit_gap": "train minus test logit: near 0 is healthy, large means D memorised its training set",
+    "condition_accuracy_hair": "share of samples whose hair colour (by the colour classifier) is the one asked for",
+    "condition_accuracy_eyes": "the same for eye colour",
+    "condition_accuracy_both": "the same for both colours at once",
+    "condition_chance_hair": "what a generator ignoring the hair label scores: 1 / hair colours",
+    "condition_chance_eyes": "the same for eyes: 1 / eye colours",
+    "condition_chance_both": "the same for both: 1 / (hair colours x eye colours)",
+    "colour_classifier_test_hair": "the colour classifier's hair accuracy on real test faces: how far to trust it",
+    "colour_classifier_test_eyes": "its eye colour accuracy on real test faces",
+    "colour_classifier_test_both": "its accuracy on both colours of real test faces",
+    "colour_classifier_majority_hair": "share of the commonest hair colour among test faces: the classifier's chance level",
+    "colour_classifier_majority_eyes": "the same for eye colour",
+    "colour_classifier_majority_both": "the same for the commonest (hair, eyes) pair",
     "iteration": "training iteration of the checkpoint",
     "num_samples": "generated samples scored",
     "num_train": "training images",
@@ -177,6 +190,8 @@ class ReportInputs:
     progress_gif: bytes | None
     curves: Mapping[str, Series]
     notes: Sequence[str] = field(default_factory=tuple)
+    model: str = "dcgan"  # the checkpoint's model: "dcgan" or "acgan"
+    condition_accuracy: ConditionAccuracy | None = None  # ACGAN checkpoints only
 
 
 def _format_value(value: float | int) -> str:
@@ -214,6 +229,37 @@ def _progress(gif: bytes | None) -> str:
         return f'<p class="note">The training run\'s progress.gif could not be read ({html.escape(str(e))}).</p>'
     shown = width * 2 if width < 400 else width  # small grids read better at 2x
     return f'<img class="pixels" alt="training progress" width="{shown}" src="{data_uri(gif, "image/gif")}">'
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+def condition_section(model: str, accuracy: ConditionAccuracy | None) -> str:
+    """The condition accuracy table (hair, eyes, both) beside the figures that say whether to trust it, or why there is none."""
+    if accuracy is None:
+        if model == "acgan":
+            return '<p class="muted">No condition accuracy was computed for this checkpoint.</p>'
+        return (
+            f'<p class="muted">Not computed: this checkpoint is an unconditional {html.escape(model.upper())}, which '
+            "takes no hair or eye colour to check. Train with <code>train.model: acgan</code> for a conditional one.</p>"
+        )
+    rows = [
+        ("condition accuracy: samples showing the colour asked for", accuracy.condition),
+        ("chance: a generator ignoring its labels", accuracy.condition_chance),
+        ("colour classifier on real test faces", accuracy.classifier_test),
+        ("chance: always the commonest test colour", accuracy.classifier_majority),
+    ]
+    body = "\n".join(
+        f"<tr><td>{html.escape(what)}</td>"
+        + "".join(f'<td class="value">{_percent(shares[part]) if math.isfinite(shares.get(part, math.nan)) else "n/a"}</td>' for part in ("hair", "eyes", "both"))
+        + "</tr>"
+        for what, shares in rows
+    )
+    return (
+        '<table class="metrics" id="condition-accuracy"><tr><th></th><th>hair</th><th>eyes</th><th>both</th></tr>\n'
+        f"{body}\n</table>"
+    )
 
 
 def render_report(inputs: ReportInputs) -> str:
@@ -254,5 +300,6 @@ def render_report(inputs: ReportInputs) -> str:
         progress=progress,
         charts=charts,
         threshold=f"{inputs.threshold:.4f}",
+        conditions=condition_section(inputs.model, inputs.condition_accuracy),
         pairs=pairs or '<p class="muted">No pairs requested (evaluate.nn_pairs is 0).</p>',
     )

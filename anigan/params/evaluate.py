@@ -20,4 +20,6 @@ class EvaluateParams:
     face_upscale: int = param(128, min=32, help="side smaller images are upscaled to before animeface looks for a face")
     nn_pairs: int = param(8, min=0, help="nearest-neighbour pairs shown in the report")
     batch_size: int = param(64, min=1, help="batch size for generation and feature extraction")
+    classifier_steps: int = param(200, min=1, help="training steps of the colour classifier behind condition accuracy (ACGAN checkpoints)")
+    classifier_batch_size: int = param(32, min=1, help="faces per training step of the colour classifier")
     device: str = param("auto", choices=("auto", "cuda", "cpu", "mps"), help="auto picks cuda, then mps, then cpu")

@@ -120,3 +120,25 @@ def test_a_missing_or_broken_progress_gif_becomes_a_note():
     assert "No progress.gif" in render_report(tiny_inputs())
     page = render_report(tiny_inputs(progress_gif=b"GIF89a then garbage"))
     assert "progress.gif could not be read" in page and "image/gif" not in page
+
+
+def test_condition_accuracy_is_shown_beside_its_chance_levels_for_an_acgan():
+    from train.condition_accuracy import ConditionAccuracy
+
+    accuracy = ConditionAccuracy(
+        classifier_test={"hair": 0.95, "eyes": 0.8, "both": 0.76},
+        classifier_majority={"hair": 0.2, "eyes": 0.25, "both": 0.05},
+        condition={"hair": 0.9, "eyes": 0.5, "both": 0.45},
+        condition_chance={"hair": 0.25, "eyes": 1 / 3, "both": 1 / 12},
+    )
+    page = render_report(tiny_inputs(model="acgan", condition_accuracy=accuracy, metrics=accuracy.metrics()))
+    table = re.search(r'<table class="metrics" id="condition-accuracy">(.*?)</table>', page, re.S).group(1)
+    cells = [re.findall(r'<td class="value">([^<]*)</td>', row) for row in table.split("</tr>") if "<td" in row]
+    assert cells == [["90.0%", "50.0%", "45.0%"], ["25.0%", "33.3%", "8.3%"], ["95.0%", "80.0%", "76.0%"], ["20.0%", "25.0%", "5.0%"]]
+    assert "<code>condition_accuracy_hair</code>" in page and "<code>colour_classifier_majority_both</code>" in page
+
+
+def test_a_dcgan_report_says_why_it_has_no_condition_accuracy():
+    page = render_report(tiny_inputs())
+    assert 'id="condition-accuracy"' not in page
+    assert "unconditional DCGAN" in page and "train.model: acgan" in page
