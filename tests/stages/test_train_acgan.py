@@ -184,6 +184,7 @@ def test_a_dcgan_checkpoint_refuses_colours(tiny_dataset, tmp_path, monkeypatch,
     assert exited.value.code == 2 and "unconditional DCGAN: it takes no hair or eye colour" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow  # the face-rate detector over every sample set: about a minute on 2 CPU cores
 def test_evaluate_scores_an_acgan_checkpoint(acgan_run, tiny_color_dataset, tmp_path):
     params = load_params(
         None,

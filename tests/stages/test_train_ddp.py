@@ -17,6 +17,7 @@ import torch.multiprocessing as mp
 
 from anigan.params import load_params
 from train.checkpoint import read_checkpoint
+from train.conditions import load_color_labels
 from train.data import TRAIN_FILE, file_digest, load_images
 from train.loop import Trainer, run_train
 from train.runtime import deterministic_mode, process_group, stop_on_signals
@@ -40,16 +41,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def worker(rank, world_size, port, dataset, run_dir, iterations, weights_out):
+def worker(rank, world_size, port, dataset, run_dir, iterations, weights_out, overrides):
     """One training process: join the group as torchrun would, train, save the weights it ended with."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size)
     )
     torch.set_num_threads(1)
-    params = load_params(None, {**TINY, "iterations": iterations})
+    params = load_params(None, {**TINY, "iterations": iterations, **overrides})
     images = load_images(dataset)
+    labels = load_color_labels(dataset, len(images), params.train.min_color_count) if params.train.model == "acgan" else None
     with process_group("cpu") as (group, device), deterministic_mode(True, device), stop_on_signals() as stop:
-        trainer = Trainer(params.train, images, file_digest(dataset / TRAIN_FILE), run_dir, group, device, stop, None)
+        trainer = Trainer(params.train, images, file_digest(dataset / TRAIN_FILE), run_dir, group, device, stop, None, labels)
         summary = trainer.run(fresh=False)
         assert summary.world_size == world_size
         torch.save(
@@ -58,11 +60,12 @@ def worker(rank, world_size, port, dataset, run_dir, iterations, weights_out):
         )
 
 
-def launch(dataset, run_dir, iterations, weights_out):
+def launch(dataset, run_dir, iterations, weights_out, **overrides):
     weights_out.mkdir(exist_ok=True)
     # On Linux, fork: the children inherit the imported modules instead of importing torch again.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
-    mp.start_processes(worker, args=(2, free_port(), dataset, run_dir, iterations, weights_out), nprocs=2, start_method=method)
+    args = (2, free_port(), dataset, run_dir, iterations, weights_out, overrides)
+    mp.start_processes(worker, args=args, nprocs=2, start_method=method)
     return [torch.load(weights_out / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
@@ -98,3 +101,20 @@ def test_two_processes_train_in_step_and_resume_exactly(tiny_dataset, tmp_path):
             assert torch.equal(tensor, resumed[0][net][key]), f"{net}.{key}"
     assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == [f"step_00000{i}.png" for i in (0, 2, 4, 6)]
     assert np.isfinite(read_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")["meta"]["iteration"])
+
+
+def test_acgan_processes_train_their_class_heads_in_step_and_resume_exactly(tiny_color_dataset, tmp_path):
+    acgan = {"train.model": "acgan", "train.min_color_count": 5}
+    ranks = launch(tiny_color_dataset, tmp_path / "ddp", 2, tmp_path / "w2", **acgan)
+    for net in ("generator", "discriminator"):
+        a, b = parameters_only(ranks[0][net]), parameters_only(ranks[1][net])
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{net} weights differ between the processes"
+    assert "hair_head.weight" in ranks[0]["discriminator"]
+    state = read_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
+    assert state["meta"]["model"] == "acgan" and len(state["processes"]) == 2
+
+    resumed = launch(tiny_color_dataset, tmp_path / "ddp", 4, tmp_path / "w4", **acgan)
+    straight = launch(tiny_color_dataset, tmp_path / "straight", 4, tmp_path / "w4s", **acgan)
+    for net in ("generator", "discriminator"):
+        for key, tensor in parameters_only(straight[0][net]).items():
+            assert torch.equal(tensor, resumed[0][net][key]), f"{net}.{key}"
