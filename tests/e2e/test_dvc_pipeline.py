@@ -156,3 +156,15 @@ def exp_data(node):
 
 def params_of(data: dict) -> dict:
     return (data.get("params", {}).get("params.yaml") or {}).get("data", {})
+
+
+def test_switching_to_acgan_reruns_train_and_evaluate_with_the_conditional_model(project, first_repro):
+    # Last in the module: it leaves train.model = acgan in the copy's params.yaml.
+    from train.checkpoint import read_checkpoint
+
+    out = sh(["dvc", "exp", "run", "-S", "train.model=acgan", "-S", "train.min_color_count=1"], project)
+    assert stages_run(out) == {"train", "evaluate"}, out
+    meta = read_checkpoint(project / "runs/train/checkpoints/latest.pt")["meta"]
+    assert meta["model"] == "acgan" and meta["iteration"] == TINY["iterations"] and len(meta["conditions"]["hair"]) >= 2
+    assert "hair_accuracy_real" in json.loads((project / "runs/train/dvclive/metrics.json").read_text())
+    assert json.loads((project / "runs/evaluate/metrics.json").read_text())["iteration"] == TINY["iterations"]
