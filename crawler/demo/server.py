@@ -9,18 +9,16 @@ Fault modes for tests (`Faults`) are deterministic: every Nth request is refused
 from __future__ import annotations
 
 import collections
-import ipaddress
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from anigan.local_server import LOOPBACK, LocalServer, is_loopback
 from crawler.demo.generator import DemoPost, DemoSite
 
-LOOPBACK = "127.0.0.1"
 FORBIDDEN_PREFIX = "/forbidden/"
 ROBOTS_TXT = "User-agent: *\nDisallow: /forbidden/\n"
 
@@ -66,16 +64,6 @@ def matches(post: DemoPost, query: str, rating_query: dict[str, set[str]] = RATI
     return True
 
 
-def is_loopback(host: str) -> bool:
-    """True for "localhost" and loopback IP literals (127.0.0.0/8, ::1); names are not resolved."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _int(value: str | None, default: int, low: int, high: int) -> int:
     try:
         return max(low, min(high, int(value))) if value not in (None, "") else default
@@ -84,14 +72,13 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep test output quiet
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        booru = self.server.booru
+        booru: DemoBooru = self.server.context  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         number = booru._count(url.path)
         faults = booru.faults
@@ -136,15 +123,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    booru: "DemoBooru"
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
 class DemoBooru:
     """A running demo booru for `site`, bound to loopback; use as a context manager or start()/stop()."""
 
@@ -158,31 +136,21 @@ class DemoBooru:
         self._total = 0
         self._files = {self.file_path(p): p for p in site.posts}
         self._newest_first = sorted(site.posts, key=lambda p: p.post_id, reverse=True)
-        self._server = (_Server6 if ":" in host else _Server)((host, port), _Handler)
-        self._server.booru = self
-        self._thread: threading.Thread | None = None
+        self._http = LocalServer(_Handler, self, host, port, name="demo-booru")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return self._http.url
 
     def start(self) -> "DemoBooru":
-        # A short poll interval: stop() waits up to one interval, and tests start many servers.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="demo-booru", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def serve_forever(self) -> None:
-        self._server.serve_forever()
+        self._http.serve_forever()
 
     def stop(self) -> None:
-        # shutdown() waits for a serve loop to end, so it would hang if none was started.
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._server.server_close()
+        self._http.stop()
 
     def __enter__(self) -> "DemoBooru":
         return self.start()
