@@ -136,7 +136,8 @@ class BatchSource:
 
     def random_labels(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """Labels of `count` training images drawn at random: conditions for generated images, as often as in the data."""
-        assert self.labels is not None
+        if self.labels is None:
+            raise ValueError("this BatchSource was made without labels")
         picks = torch.randint(len(self.labels), (count,), generator=generator, device=generator.device)
         return self.labels[picks.to(self.labels.device)]
 

@@ -115,3 +115,26 @@ def test_fits_on_device_policy():
     assert fits_on_device(10**6, cpu, "auto")
     assert not fits_on_device(10**18, cpu, "auto")
     assert fits_on_device(10**18, cpu, "always") and not fits_on_device(1, cpu, "never")
+
+
+@pytest.mark.parametrize("on_device", [True, False])
+def test_labels_travel_with_their_images_through_shuffles_and_flips(on_device):
+    labels = np.stack([np.arange(20) % 3, np.arange(20) % 5], axis=1)  # row i: [i % 3, i % 5]
+    source = BatchSource(numbered_images(20), 6, torch.device("cpu"), seed=4, on_device=on_device, labels=labels)
+    flipped_any = False
+    for _ in range(7):  # crosses epoch boundaries
+        batch, batch_labels = source.next_with_labels()
+        index, flipped = identify(batch)
+        flipped_any |= any(flipped)
+        assert batch_labels.dtype == torch.long and batch_labels.tolist() == [[i % 3, i % 5] for i in index]
+    assert flipped_any
+    drawn = source.random_labels(500, torch.Generator().manual_seed(0))
+    assert drawn.shape == (500, 2) and {tuple(row) for row in drawn.tolist()} == {(i % 3, i % 5) for i in range(20)}
+
+
+def test_a_source_without_labels_has_none_to_give():
+    source = BatchSource(numbered_images(4), 2, torch.device("cpu"), seed=0)
+    with pytest.raises(ValueError, match="without labels"):
+        source.next_with_labels()
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        BatchSource(numbered_images(4), 2, torch.device("cpu"), seed=0, labels=np.zeros((3, 2), np.int64))
