@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
     "generate": ("train.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
     "evaluate": ("train.evaluate:evaluate_command", "Score the generator on the test split: metrics.json and report.html."),
+    "serve": ("train.serve:serve_command", "A local web page that draws faces, with hair and eye colour picked (ACGAN)."),
 }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 from anigan.cli import cli, main
 from anigan.errors import UserError
 from anigan.params import load_params
+from tests.browser import chromium_command, needs_chromium
 from tests.conftest import make_tiny_dataset
 from train.evaluate import run_evaluate
 from train.loop import run_train
@@ -30,8 +30,6 @@ OFFLINE_METRICS = {
     "nn_train_distance_mean", "nn_train_distance_min", "test_nn_train_distance_mean", "test_nn_train_distance_min",
     "memorized_share", "d_logit_train", "d_logit_test", "d_overfit_gap",
 }  # fmt: skip
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +173,11 @@ def test_a_missing_checkpoint_is_one_clear_error(tmp_path, capsys):
     assert err.startswith("error: ") and "no checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)")
+@needs_chromium
 def test_every_image_of_the_report_loads_in_headless_chromium(evaluated, tmp_path):
     _, out_dir = evaluated
     report = out_dir / "report.html"
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", report.as_uri(),
-    ]  # fmt: skip
+    command = chromium_command(tmp_path / "profile", "--dump-dom", report.as_uri())
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
     expected = len(re.findall(r"<img ", report.read_text()))
     assert expected == 19

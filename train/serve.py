@@ -1,0 +1,200 @@
+"""`anigan serve`: a local web page that draws faces from a checkpoint, with the hair and eye colour picked.
+
+    GET /                    the page (train/serve_page.html): colour selects (ACGAN), seed, count, Generate
+    GET /api/faces?hair=&eyes=&seed=&count=
+                             JSON {"image": PNG grid as a data: URI, "count", "seed", "hair", "eyes"},
+                             or {"error": one line} with status 400 for a bad request
+    GET /api/faces.png?...   the same grid as image/png, for scripts
+
+An empty or missing colour means "any": drawn per face from the seed, as `anigan generate` does.
+Bad requests are answered, logged and forgotten; the server keeps serving. It binds to loopback
+unless told otherwise, since anyone who can reach it can make it compute.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import click
+
+from anigan.cli import AniganContext, pass_anigan
+from anigan.errors import UserError
+from anigan.local_server import LOOPBACK, LocalServer, is_loopback
+from train.checkpoint import load_generator, resolve_checkpoint
+from train.conditions import conditions_of, encode_conditions
+from train.report import data_uri
+from train.runtime import pick_device
+from train.samples import fixed_noise, generate, image_grid, png_bytes
+
+log = logging.getLogger(__name__)
+
+PAGE = "serve_page.html"
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes without wrapping around
+DEFAULT_MAX_COUNT = 64
+
+
+@dataclass(frozen=True)
+class FaceRequest:
+    """What the page asks for: colours (None: any), the seed of the noise and colours, how many faces."""
+
+    hair: str | None
+    eyes: str | None
+    seed: int
+    count: int
+
+
+def _integer(query: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    text = query.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"{key} {text!r}: not a whole number; give one from {low} to {high}") from None
+    if not low <= value <= high:
+        raise UserError(f"{key} {value}: out of range; give one from {low} to {high}")
+    return value
+
+
+class FaceMaker:
+    """A checkpoint's generator, turning requests into PNG grids; one request computes at a time."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto", max_count: int = DEFAULT_MAX_COUNT) -> None:
+        self.checkpoint = resolve_checkpoint(checkpoint)
+        self.device = pick_device(device)
+        self.generator, self.meta = load_generator(self.checkpoint, self.device)
+        self.conditions = conditions_of(self.meta)
+        self.max_count = max_count
+        self._lock = threading.Lock()  # requests arrive on their own threads; the generator is not shared safely
+
+    def parse(self, query: Mapping[str, str]) -> FaceRequest:
+        """A request from query parameters; raises UserError naming what is wrong."""
+        hair, eyes = (query.get(key, "").strip() or None for key in ("hair", "eyes"))
+        return FaceRequest(hair, eyes, _integer(query, "seed", 0, 0, MAX_SEED), _integer(query, "count", 16, 1, self.max_count))
+
+    def faces_png(self, request: FaceRequest) -> bytes:
+        """The faces asked for, tiled into one PNG (a square-ish grid); an unknown colour is a UserError listing the known ones."""
+        labels = encode_conditions(self.meta, request.hair, request.eyes, request.count, request.seed)
+        with self._lock:
+            images = generate(self.generator, fixed_noise(request.count, self.meta["nz"], request.seed), self.device, labels=labels)
+        return png_bytes(image_grid(images))
+
+    def page(self) -> str:
+        """The page, with the checkpoint's colours in the selects (hidden for a DCGAN)."""
+        template = Template(resources.files("train").joinpath(PAGE).read_text(encoding="utf-8"))
+        conditional = self.conditions is not None
+        return template.substitute(
+            checkpoint=html.escape(str(self.checkpoint)),
+            model=html.escape(self.meta["model"].upper()),
+            iteration=self.meta["iteration"],
+            image_size=self.meta["image_size"],
+            max_count=self.max_count,
+            hair_options=_options(self.conditions["hair"] if conditional else []),
+            eye_options=_options(self.conditions["eyes"] if conditional else []),
+            colours_hidden="" if conditional else "hidden",
+            dcgan_note_hidden="hidden" if conditional else "",
+        )
+
+
+def _options(names: list[str]) -> str:
+    any_colour = '<option value="">any (drawn per face)</option>'
+    return "\n".join([any_colour] + [f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in names])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        maker: FaceMaker = self.server.context  # type: ignore[attr-defined]
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        try:
+            if url.path in ("/", "/index.html"):
+                return self._send(200, maker.page().encode("utf-8"), "text/html; charset=utf-8")
+            if url.path in ("/api/faces", "/api/faces.png"):
+                request = maker.parse(query)
+                png = maker.faces_png(request)
+                log.info("%d faces, seed %d, hair %s, eyes %s", request.count, request.seed, request.hair or "any", request.eyes or "any")
+                if url.path.endswith(".png"):
+                    return self._send(200, png, "image/png")
+                answer = {"image": data_uri(png, "image/png"), "count": request.count, "seed": request.seed, "hair": request.hair, "eyes": request.eyes}
+                return self._json(200, answer)
+            return self._json(404, {"error": f"no page at {url.path}; the page is at /"})
+        except UserError as e:
+            log.warning("bad request %s: %s", self.path, e)
+            return self._json(400, {"error": str(e)})
+        except Exception as e:  # a bug: say so in the page, keep the traceback in the log, keep serving
+            log.exception("request %s failed", self.path)
+            return self._json(500, {"error": f"the server failed on this request ({type(e).__name__}); see its log"})
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        self._send(status, json.dumps(body).encode("utf-8"), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse to listen beyond this machine unless the user said so."""
+    if not allow_remote and not is_loopback(host):
+        raise UserError(
+            f"--host {host}: not a loopback address, so anyone on the network could use the page; "
+            "add --allow-remote to serve there anyway"
+        )
+
+
+def face_server(maker: FaceMaker, host: str = LOOPBACK, port: int = 0, allow_remote: bool = False) -> LocalServer:
+    """The page's server for `maker` on (host, port), not yet started; port 0 picks a free one."""
+    check_host(host, allow_remote)
+    try:
+        return LocalServer(_Handler, maker, host, port, name="anigan-serve")
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+
+
+@click.command("serve")
+@click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint, checkpoints folder or run folder [default: <paths.train_run>/checkpoints].")
+@click.option("--host", default=LOOPBACK, show_default=True, help="Address to listen on; loopback unless --allow-remote.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that is not loopback (the page then serves the network).")
+@click.option("--max-count", type=click.IntRange(1, 1024), default=DEFAULT_MAX_COUNT, show_default=True, help="Most faces one request may ask for.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default="auto", show_default=True, help="Where to run the generator.")
+@pass_anigan
+def serve_command(ctx: AniganContext, checkpoint: str | None, host: str, port: int, allow_remote: bool, max_count: int, device: str) -> None:
+    """A local web page that draws faces: pick hair and eye colour (ACGAN), a seed and a count; Ctrl-C stops."""
+    check_host(host, allow_remote)  # before loading a model the user would wait for in vain
+    if checkpoint is None:
+        checkpoint = str(Path(ctx.params().paths.train_run) / "checkpoints")
+    maker = FaceMaker(checkpoint, device, max_count)
+    server = face_server(maker, host, port, allow_remote)
+    colours = "" if maker.conditions is None else f"; {len(maker.conditions['hair'])} hair and {len(maker.conditions['eyes'])} eye colours"
+    click.echo(f"{server.url}/")
+    click.echo(
+        f"serving {maker.meta['model'].upper()} faces from {maker.checkpoint} (iteration {maker.meta['iteration']}{colours}) on {maker.device}; Ctrl-C stops",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
