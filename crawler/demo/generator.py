@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from anigan.ids import sha256_hex
-from crawler.demo.drawing import EYE_COLORS, HAIR_COLORS, draw_face, face_box, face_extent
+from crawler.demo.drawing import EYE_COLORS, HAIR_COLORS, FaceStyle, draw_face, face_box, face_extent
 
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 RATING_WEIGHTS = (0.7, 0.2, 0.07, 0.03)
@@ -170,8 +170,9 @@ def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.
     for cx, cy, r in placed:
         hair = str(rng.choice(list(HAIR_COLORS)))
         eyes = str(rng.choice(list(EYE_COLORS)))
-        draw_face(pixels, cx, cy, r, hair, eyes, rng)
-        faces.append(DemoFace(face_box(cx, cy, r), hair, eyes))
+        style = FaceStyle.random(rng)
+        draw_face(pixels, cx, cy, r, hair, eyes, style)
+        faces.append(DemoFace(face_box(cx, cy, r, style), hair, eyes))
     return Scene(pixels, tuple(faces), background)
 
 
@@ -351,7 +352,6 @@ def generate_site(seed: int = 0, posts: int = 120) -> DemoSite:
 
 def portrait(seed: int = 0, size: int = 320) -> Image.Image:
     """One face centred on a flat background, as a PIL RGB image: the self-check picture for animeface."""
-    rng = np.random.default_rng(seed)
     pixels = np.full((size, size, 3), 235, np.uint8)
-    draw_face(pixels, size / 2, size * 0.48, size * 0.25, "brown", "blue", rng)
+    draw_face(pixels, size / 2, size * 0.48, size * 0.25, "brown", "blue")
     return _pil(pixels)
