@@ -135,3 +135,19 @@ def test_an_acgan_checkpoint_loads_with_its_conditions_and_an_old_one_as_a_dcgan
     generator, meta = ckpt.load_generator(tmp_path / "old.pt", "cpu")
     assert isinstance(generator, Generator) and meta["model"] == "dcgan"
     assert encode_conditions(meta, None, None, 2, seed=0) is None
+
+
+def test_switching_model_changes_the_run_identity_and_old_dcgan_runs_still_match():
+    from anigan.params import load_params
+    from train.conditions import ColorLabels
+    from train.loop import changed_settings, run_identity
+
+    labels = ColorLabels(CONDITIONS, np.array([[0, 1], [3, 0]]))
+    dcgan = run_identity(load_params(None).train, 32, "abc")
+    acgan = run_identity(load_params(None, {"train.model": "acgan"}).train, 32, "abc", labels)
+    written_before_acgan = {k: v for k, v in dcgan.items() if k != "model"}
+    assert changed_settings(dcgan, written_before_acgan) == []
+    assert changed_settings(acgan, dcgan) == ["class_weight", "conditions", "labels_sha256", "model"]
+    assert changed_settings(dcgan, acgan) == ["class_weight", "conditions", "labels_sha256", "model"]
+    other_labels = ColorLabels(CONDITIONS, np.array([[0, 1], [2, 0]]))
+    assert changed_settings(run_identity(load_params(None, {"train.model": "acgan"}).train, 32, "abc", other_labels), acgan) == ["labels_sha256"]
