@@ -139,9 +139,17 @@ def face_box(cx: float, cy: float, r: float, style: FaceStyle | None = None) -> 
     return (round(cx + (bx - side / 2) * r), round(cy + (by - side / 2) * r), round(side * r), round(side * r))
 
 
+EXTENT = (1.75, 1.7, 1.75, 1.85)  # face_extent's reach left, up, right and down, in face radii
+
+
 def face_extent(cx: float, cy: float, r: float) -> tuple[float, float, float, float]:
-    """Everything the face drawing paints (hair, hat, shoulders), as x0, y0, x1, y1: used to keep faces apart."""
-    return (cx - 1.75 * r, cy - 1.7 * r, cx + 1.75 * r, cy + 1.65 * r)
+    """The face drawing's hair, hat and shoulders, as x0, y0, x1, y1: used to keep faces apart and inside the image.
+
+    It also holds the square a face crop with a quarter of the box as margin covers (down to 1.85 r
+    below the centre), so crops of planted copies are not moved by the image edge.
+    """
+    left, up, right, down = EXTENT
+    return (cx - left * r, cy - up * r, cx + right * r, cy + down * r)
 
 
 def _rotate(u: float, v: float, tilt: float) -> tuple[float, float]:

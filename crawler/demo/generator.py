@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from anigan.ids import sha256_hex
-from crawler.demo.drawing import EYE_COLORS, HAIR_COLORS, FaceStyle, draw_face, face_box, face_extent
+from crawler.demo.drawing import EXTENT, EYE_COLORS, HAIR_COLORS, FaceStyle, draw_face, face_box, face_extent
 
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 RATING_WEIGHTS = (0.7, 0.2, 0.07, 0.03)
@@ -43,6 +43,9 @@ EDGE_KINDS = (
 )
 # Below this many posts there is no room for every edge case; only the first few are planted.
 POSTS_FOR_ALL_EDGE_CASES = 40
+# Duplicates copy a scene with a face at least this big: still 48 px (the faces stage's default
+# floor) in the copy resized to 75 %, so every planted copy can be found and grouped.
+COPY_FACE_SIDE = 64
 BOMB_SIDE = 40_000
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif"}
 
@@ -158,10 +161,10 @@ def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.
         for _attempt in range(60):
             r = float(rng.uniform(22, 110)) if rng.random() < 0.85 else float(rng.uniform(14, 22))
             r = max(r, min_radius)
-            cx = float(rng.uniform(1.3 * r, width - 1.3 * r)) if width > 2.6 * r else -1.0
-            cy = float(rng.uniform(1.5 * r, height - 1.35 * r)) if height > 2.85 * r else -1.0
-            if cx < 0 or cy < 0:
+            left, up, right, down = (v * r for v in EXTENT)
+            if width <= left + right or height <= up + down:
                 continue
+            cx, cy = float(rng.uniform(left, width - right)), float(rng.uniform(up, height - down))
             extent = face_extent(cx, cy, r)
             if all(not _overlaps(extent, face_extent(*p)) for p in placed):
                 placed.append((cx, cy, r))
@@ -257,7 +260,7 @@ def _shift(pixels: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def _edge_post(kind: str, post_id: int, rng: np.random.Generator, base: tuple[DemoPost, Scene]) -> DemoPost:
-    """One planted edge case; near/exact duplicates copy `base`, the newest scene with a face."""
+    """One planted edge case; near/exact duplicates copy `base`, the newest scene with a face of COPY_FACE_SIDE px or more."""
     base_post, base_scene = base
     if kind == "exact_duplicate":
         return _post(post_id, kind, base_post.data, base_post.ext, base_scene, base_post.tags, base_post.rating, duplicate_of=base_post.post_id)
@@ -336,13 +339,14 @@ def generate_site(seed: int = 0, posts: int = 120) -> DemoSite:
     """All posts of the demo booru, ids 1..posts; deterministic in `seed`."""
     slots = edge_case_slots(posts)
     result: list[DemoPost] = []
-    last_with_face: tuple[DemoPost, Scene] | None = None
+    last_with_face: tuple[DemoPost, Scene] | None = None  # what duplicates copy
     for post_id in range(1, posts + 1):
         rng = _post_rng(seed, post_id)
         kind = slots.get(post_id)
         if kind is None or last_with_face is None:
-            post, scene = _scene_post(post_id, rng, face_count=None if post_id > 1 else 1)
-            if scene.faces:
+            first = post_id == 1  # one face big enough to copy, so every planted kind has a source
+            post, scene = _scene_post(post_id, rng, face_count=1 if first else None, min_radius=56.0 if first else 0.0)
+            if any(min(f.box[2:]) >= COPY_FACE_SIDE for f in scene.faces):
                 last_with_face = (post, scene)
         else:
             post = _edge_post(kind, post_id, rng, last_with_face)
