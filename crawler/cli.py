@@ -9,6 +9,7 @@ import click
 
 from anigan.cli import AniganContext, pass_anigan
 from anigan.params.crawl import SOURCES
+from anigan.progress import progress_bar
 from crawler.crawl import CrawlSummary, Progress, run_crawl
 from crawler.rawfolder import MANIFEST, REJECTS, SUMMARY
 
@@ -73,7 +74,7 @@ def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency
     Polite by default (robots.txt, one site's domains, AutoThrottle, Retry-After). Ctrl-C stops
     gracefully; running the same command again resumes without fetching anything twice.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     params = ctx.params(
         **{
@@ -96,7 +97,7 @@ def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency
         TextColumn("images · {task.fields[rate]:.1f}/s · {task.fields[rejected]} rejected"),
         TimeElapsedColumn(),
     )
-    with Bar(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("crawl", total=params.crawl.limit, source=params.crawl.source, rate=0.0, rejected=0)
 
         def show(p: Progress) -> None:

@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +33,7 @@ from anigan.cli import AniganContext, pass_anigan
 from anigan.errors import UserError
 from anigan.files import append_jsonl, read_jsonl, write_json, write_jsonl
 from anigan.params import Params
+from anigan.progress import counting_bar
 from preprocess.groups import components, same_key_edges
 from preprocess.hamming_index import iter_distinct_pairs, popcount64
 from preprocess.phash import FaceHash, HashFailure, from_hex, hash_files, to_hex
@@ -288,13 +288,9 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
 @pass_anigan
 def dedupe_command(ctx: AniganContext, max_distance: int | None, workers: int | None) -> None:
     """Group exact and near-duplicate faces; keep one per group."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     params = ctx.params(**{"dedupe.max_distance": max_distance, "dedupe.workers": workers})
-    columns = (TextColumn("hashing faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task("hashing faces", total=None)
-        summary = run_dedupe(params, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with counting_bar("hashing faces") as update:
+        summary = run_dedupe(params, progress=update)
     kinds = ", ".join(f"{v} {k}" for k, v in summary.removed_by_kind.items())
     click.echo(f"{summary.faces} faces -> {summary.kept} kept, {summary.removed} removed ({kinds}); {summary.duplicate_groups} duplicate groups, largest {summary.largest_group}")
     if summary.skipped:

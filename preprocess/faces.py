@@ -34,6 +34,7 @@ from anigan.cli import AniganContext, pass_anigan
 from anigan.errors import UserError
 from anigan.files import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
 from anigan.params import Params
+from anigan.progress import counting_bar
 from anigan.params.faces import FacesParams
 from preprocess import crop, detect, face_colors, face_image, imageio
 from preprocess.contact_sheet import contact_sheet, pick_faces
@@ -308,13 +309,9 @@ def format_quality(quality: dict) -> list[str]:
 @pass_anigan
 def faces_command(ctx: AniganContext, detector: str | None, cascade_path: str | None, workers: int | None) -> None:
     """Detect, crop and describe anime faces in the raw images."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     params = ctx.params(**{"faces.detector": detector, "faces.cascade_path": cascade_path, "faces.workers": workers})
-    columns = (TextColumn("detecting faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task("faces", total=None)
-        summary = run_faces(params, on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with counting_bar("detecting faces") as update:
+        summary = run_faces(params, on_progress=update)
     click.echo(
         f"{summary.images} images -> {summary.faces} faces from {summary.images_with_faces} images "
         f"({summary.processed} processed with {summary.workers} worker(s), {summary.reused} unchanged since the last run)"

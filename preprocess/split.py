@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl, write_json, write_jsonl
 from anigan.ids import stable_fraction
 from anigan.params import Params
+from anigan.progress import counting_bar
 from preprocess.groups import components, same_key_edges
 from preprocess.pack import pack_faces
 
@@ -158,13 +158,9 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
 @pass_anigan
 def split_command(ctx: AniganContext, test_ratio: float | None, salt: str | None, image_size: int | None) -> None:
     """Split kept faces into train/test without leaks and pack them as arrays."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     params = ctx.params(**{"test_ratio": test_ratio, "split.salt": salt, "split.image_size": image_size})
-    columns = (TextColumn("packing faces"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task("packing faces", total=None)
-        summary = run_split(params, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with counting_bar("packing faces") as update:
+        summary = run_split(params, progress=update)
     card = summary.card
     size = card["image_size"]
     click.echo(
