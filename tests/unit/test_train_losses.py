@@ -37,3 +37,15 @@ def test_unknown_loss_is_refused():
 
 def test_bf16_logits_give_float32_losses():
     assert real_loss(LOGITS.bfloat16(), "bce").dtype == torch.float32
+
+
+def test_the_class_loss_sums_the_hair_and_eye_cross_entropies():
+    from train.losses import class_loss
+
+    labels = torch.tensor([[0, 2], [1, 0]])
+    hair, eyes = torch.randn(2, 3), torch.randn(2, 4)
+    expected = torch.nn.functional.cross_entropy(hair, labels[:, 0]) + torch.nn.functional.cross_entropy(eyes, labels[:, 1])
+    assert torch.allclose(class_loss(hair, eyes, labels), expected)
+    sure = class_loss(torch.tensor([[20.0, 0, 0], [0, 20.0, 0]]), torch.tensor([[0, 0, 20.0, 0], [20.0, 0, 0, 0]]), labels)
+    assert sure < 1e-6  # confident and right: no loss
+    assert class_loss(hair.bfloat16(), eyes.bfloat16(), labels).dtype == torch.float32  # computed in float under autocast
