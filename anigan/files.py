@@ -9,6 +9,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+# mkstemp creates files readable by the owner only; finished files get the usual permissions.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
@@ -16,6 +19,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -55,18 +59,39 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Append whole lines to a manifest and fsync, so a killed process leaves at most a torn last line.
 
-    `read_jsonl` skips a torn last line, so an append-only manifest survives a kill.
+    `read_jsonl` skips a torn last line, and the next append cuts it off before writing, so an
+    append-only manifest survives any number of kills.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(_jsonl_line(r) for r in records)
+    data = "".join(_jsonl_line(r) for r in records).encode("utf-8")
     if not data:
         return 0
-    with open(path, "a", encoding="utf-8") as f:
+    with open(path, "ab") as f:
+        _drop_torn_tail(f)
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    return data.count("\n")
+    return data.count(b"\n")
+
+
+def _drop_torn_tail(f) -> None:
+    """Truncate a file open for appending back to just after its last newline (a killed writer's half line)."""
+    size = f.seek(0, os.SEEK_END)
+    with open(f.name, "rb") as reader:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            reader.seek(start)
+            chunk = reader.read(end - start)
+            if end == size and chunk.endswith(b"\n"):
+                return  # the usual case: the last line is whole
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                f.truncate(start + newline + 1)
+                return
+            end = start
+    f.truncate(0)  # not one whole line: nothing in the file was ever complete
 
 
 def read_jsonl(path: str | os.PathLike, missing_ok: bool = False) -> Iterator[dict]:
