@@ -263,7 +263,7 @@ def _side_locks(pen: _Pen, s: FaceStyle, hair) -> None:
             pen.polygon([(side * inner, -0.45), (side * 1.0, -0.45), (side * 1.0, s.frame_length), (side * (inner + 0.08), s.frame_length + 0.1)], hair)
 
 
-def _bangs(pen: _Pen, s: FaceStyle, hair, line) -> None:
+def _bangs(pen: _Pen, s: FaceStyle, hair) -> None:
     """The top of the head with locks over the forehead, in one of several cuts."""
     if s.bangs == "none":  # hair combed back: a bare forehead below the hairline
         pen.ellipse(0, -0.6, 1.03, 0.55, hair, start=180, end=360)
@@ -286,7 +286,6 @@ def _bangs(pen: _Pen, s: FaceStyle, hair, line) -> None:
         if s.bangs == "parted" and abs(tip_u) < 0.35:
             continue  # the parting shows the forehead
         pen.polygon([(u0, low), (u1, low), (tip_u, tip_v)], hair)
-        pen.polyline([(u0, low + 0.05), (tip_u, tip_v), (u1, low + 0.05)], line, pen.width(0.025))
     if s.bangs == "split":
         # two heavy curtains with a gap in the middle
         for side in (-1, 1):
@@ -340,7 +339,7 @@ def draw_face(img: np.ndarray, cx: float, cy: float, r: float, hair: str, eyes: 
     _shoulders(pen, s)
     _face(pen, s, line)
     _side_locks(pen, s, hair_bgr)
-    _bangs(pen, s, hair_bgr, line)
+    _bangs(pen, s, hair_bgr)
     if s.shine is not None:
         pen.ellipse(0, s.shine + 0.45, 0.9, 0.55, _shade(hair_bgr, 1.4), start=215, end=325, thickness=pen.width(0.07))
     _eyes(pen, s, EYE_COLORS[eyes])

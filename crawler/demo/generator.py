@@ -355,7 +355,12 @@ def generate_site(seed: int = 0, posts: int = 120) -> DemoSite:
 
 
 def portrait(seed: int = 0, size: int = 320) -> Image.Image:
-    """One face centred on a flat background, as a PIL RGB image: the self-check picture for animeface."""
+    """One face centred on a flat background, as a PIL RGB image: the self-check picture for animeface.
+
+    Seed 0 draws the plain template (`FaceStyle()`, whose box `face_box` gives without a style);
+    other seeds draw a random style.
+    """
     pixels = np.full((size, size, 3), 235, np.uint8)
-    draw_face(pixels, size / 2, size * 0.48, size * 0.25, "brown", "blue")
+    style = FaceStyle.random(np.random.default_rng(seed)) if seed else None
+    draw_face(pixels, size / 2, size * 0.48, size * 0.25, "brown", "blue", style)
     return _pil(pixels)
