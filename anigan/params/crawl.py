@@ -18,7 +18,7 @@ class CrawlParams:
     min_height: int = param(64, min=1, help="smaller images are rejected")
     max_pixels: int = param(40_000_000, min=1, help="larger images are rejected without decoding (bombs)")
     max_bytes: int = param(30_000_000, min=1, help="largest download in bytes")
-    limit: int = param(120, min=1, help="stop when this many images are kept in total (across resumes)")
+    limit: int = param(500, min=1, help="stop when this many images are kept in total (across resumes)")
     page_size: int = param(100, min=1, max=200, help="posts asked for per API page")
     concurrency: int = param(4, min=1, max=64, help="concurrent requests per domain")
     download_delay: float = param(0.0, min=0.0, help="seconds between requests to one domain (AutoThrottle adapts it)")

@@ -8,4 +8,4 @@ from anigan.params.schema import param
 @dataclass(frozen=True)
 class DemoParams:
     seed: int = param(0, min=0, help="seed of the generator: same seed, same posts, same bytes")
-    posts: int = param(120, min=1, max=100_000, help="number of posts the demo booru serves")
+    posts: int = param(500, min=1, max=100_000, help="number of posts the demo booru serves")
