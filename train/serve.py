@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PAGE = "serve_page.html"
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes without wrapping around
 DEFAULT_MAX_COUNT = 64
+DEFAULT_COUNT = 16  # faces drawn when the request names no count (never more than the server allows)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,13 @@ class FaceMaker:
         self.generator, self.meta = load_generator(self.checkpoint, self.device)
         self.conditions = conditions_of(self.meta)
         self.max_count = max_count
+        self.default_count = min(DEFAULT_COUNT, max_count)
         self._lock = threading.Lock()  # requests arrive on their own threads; the generator is not shared safely
 
     def parse(self, query: Mapping[str, str]) -> FaceRequest:
         """A request from query parameters; raises UserError naming what is wrong."""
         hair, eyes = (query.get(key, "").strip() or None for key in ("hair", "eyes"))
-        return FaceRequest(hair, eyes, _integer(query, "seed", 0, 0, MAX_SEED), _integer(query, "count", 16, 1, self.max_count))
+        return FaceRequest(hair, eyes, _integer(query, "seed", 0, 0, MAX_SEED), _integer(query, "count", self.default_count, 1, self.max_count))
 
     def faces_png(self, request: FaceRequest) -> bytes:
         """The faces asked for, tiled into one PNG (a square-ish grid); an unknown colour is a UserError listing the known ones."""
@@ -100,6 +102,7 @@ class FaceMaker:
             iteration=self.meta["iteration"],
             image_size=self.meta["image_size"],
             max_count=self.max_count,
+            default_count=self.default_count,
             hair_options=_options(self.conditions["hair"] if conditional else []),
             eye_options=_options(self.conditions["eyes"] if conditional else []),
             colours_hidden="" if conditional else "hidden",

@@ -10,6 +10,10 @@ import base64
 import io
 import json
 import logging
+import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -192,3 +196,21 @@ def test_in_chromium_a_dcgan_page_hides_the_colours_and_still_draws(servers, bro
     assert page_state(page) == "shown"
     assert page.evaluate("document.getElementById('faces').naturalWidth") > 0
     assert page.evaluate("document.getElementById('status').textContent") == "16 faces, seed 0"
+
+
+def test_the_command_prints_its_url_serves_the_page_and_stops_cleanly_on_ctrl_c(checkpoints):
+    command = [sys.executable, "-m", "anigan", "serve", "--checkpoint", str(checkpoints["acgan"]), "--port", "0", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", url), url
+        status, kind, body = get(url)
+        assert (status, kind) == (200, "text/html; charset=utf-8") and b'<option value="pink">' in body
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = process.stderr.read()
+    assert "serving ACGAN faces from" in stderr and "4 hair and 3 eye colours" in stderr and "Traceback" not in stderr
