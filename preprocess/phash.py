@@ -1,5 +1,7 @@
 """Hashes of face crops: a 64-bit perceptual hash (DCT of a 32x32 grayscale) and a digest of the decoded pixels.
 
+The same hashes of whole source images let dedupe find reposts of a picture (see preprocess/image_pairs.py).
+
 The perceptual hash follows the classic pHash recipe: shrink to 32x32 gray with area averaging,
 take the 2-D DCT, keep 64 low frequencies and set one bit per coefficient that lies above their
 median. One change, measured on drawn anime faces: the 64 are the 8 lowest vertical frequencies
@@ -70,9 +72,9 @@ def pixel_digest(rgb: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def load_face(path: str | Path) -> np.ndarray:
-    """A face file as an RGB uint8 array; raises ImageRejected with a reason when it cannot be used."""
-    return np.asarray(load_rgb(path, MAX_FACE_PIXELS))
+def load_face(path: str | Path, max_pixels: int = MAX_FACE_PIXELS) -> np.ndarray:
+    """A face file (or, with a larger `max_pixels`, any image) as an RGB uint8 array; raises ImageRejected when it cannot be used."""
+    return np.asarray(load_rgb(path, max_pixels))
 
 
 def to_hex(h: int | np.integer) -> str:
@@ -87,11 +89,13 @@ def from_hex(text: str) -> int:
 
 @dataclass(frozen=True)
 class FaceHash:
-    """The hashes of one face file; `file_sha256` lets a later run reuse them when the file is unchanged."""
+    """The hashes of one face file (or source image); `file_sha256` lets a later run reuse them when the file is unchanged."""
 
     file_sha256: str
     phash: int
     pixel_sha256: str
+    width: int = 0  # of the decoded image; 0 in hashes cached before sizes were recorded
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,12 @@ class HashFailure:
     detail: str
 
 
-def hash_files(paths: list[str], known: list[FaceHash | None] | None = None) -> list[FaceHash | HashFailure]:
+def hash_files(paths: list[str], known: list[FaceHash | None] | None = None, max_pixels: int = MAX_FACE_PIXELS) -> list[FaceHash | HashFailure]:
     """Hash a batch of face files (one worker's share): a FaceHash, or a HashFailure, per path.
 
     `known[i]`, when given, is a previous result for paths[i]; it is returned unchanged if the file's
-    bytes still have the same sha256, so unchanged files are never decoded again.
+    bytes still have the same sha256, so unchanged files are never decoded again. Files of more than
+    `max_pixels` are refused from their header (raise it to hash whole source images).
     """
     known = known or [None] * len(paths)
     results: list[FaceHash | HashFailure | None] = [None] * len(paths)
@@ -122,15 +127,15 @@ def hash_files(paths: list[str], known: list[FaceHash | None] | None = None) -> 
             results[i] = prev
             continue
         try:
-            rgb = load_face(path)
+            rgb = load_face(path, max_pixels)
         except ImageRejected as e:
             results[i] = HashFailure(e.reason, e.detail)
             continue
         todo.append(i)
         thumbs.append(thumbnail(rgb))
-        digests.append((file_sha or "", pixel_digest(rgb)))
+        digests.append((file_sha or "", pixel_digest(rgb), rgb.shape[1], rgb.shape[0]))
     if todo:
         hashes = phash_from_gray(np.stack(thumbs))
-        for i, h, (file_sha, pix) in zip(todo, hashes, digests):
-            results[i] = FaceHash(file_sha, int(h), pix)
+        for i, h, (file_sha, pix, width, height) in zip(todo, hashes, digests):
+            results[i] = FaceHash(file_sha, int(h), pix, width, height)
     return results  # type: ignore[return-value]

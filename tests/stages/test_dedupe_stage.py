@@ -66,7 +66,7 @@ def test_summary_is_written_as_metrics(planted):
     run_dedupe(params_for(root))
     metrics = json.loads((root / "dedup" / "dedupe.json").read_text())
     assert metrics["faces"] == len(faces)
-    assert metrics["removed_by_kind"] == {"exact": 3, "near": len(copy_of) - 3}
+    assert metrics["removed_by_kind"] == {"exact": 3, "near": len(copy_of) - 3, "near_image": 0}
     assert metrics["kept"] + metrics["removed"] == len(faces)
     assert metrics["max_distance"] == load_params(None).dedupe.max_distance
 
@@ -167,4 +167,4 @@ def test_decoded_pixels_decide_exactness_not_file_bytes(tmp_path):
     assert paths[0].read_bytes() != paths[1].read_bytes()
     assert (cv2.imread(str(paths[0])) == cv2.imread(str(paths[1]))).all()
     summary = run_dedupe(params_for(tmp_path, **{"dedupe.max_distance": 0}))
-    assert summary.removed_by_kind == {"exact": 1, "near": 0}
+    assert summary.removed_by_kind == {"exact": 1, "near": 0, "near_image": 0}
