@@ -9,7 +9,7 @@ from anigan.params.schema import param
 class DedupeParams:
     max_distance: int = param(8, min=0, max=20, help="Hamming distance between 64-bit perceptual hashes that counts as a near duplicate (hashes differ in an even number of bits)")
     image_max_distance: int = param(
-        8, min=0, max=20,
+        10, min=0, max=20,
         help="Hamming distance between 64-bit pHashes of whole source images that counts as a repost; their faces with matching boxes join one group (0: off)",
     )
     box_iou: float = param(0.5, gt=0.0, max=1.0, help="IoU of face boxes (relative to their image's size) above which faces of two near-duplicate images are the same face")
