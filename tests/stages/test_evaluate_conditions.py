@@ -33,7 +33,7 @@ def evaluate(dataset, run_dir, out_dir, **overrides):
             "evaluate.num_samples": 16,
             "evaluate.msssim_pairs": 20,
             "evaluate.nn_pairs": 0,
-            "evaluate.classifier_steps": 30,
+            "evaluate.classifier_steps": 10,
             "evaluate.device": "cpu",
             "evaluate.inception_weights": str(out_dir / "no-weights.pth"),
             **overrides,
@@ -64,8 +64,6 @@ def test_an_acgan_checkpoint_gets_condition_accuracy_beside_its_chance_levels(ru
     page = (tmp_path / "report.html").read_text()
     table = re.search(r'<table class="metrics" id="condition-accuracy">(.*?)</table>', page, re.S).group(1)
     assert table.count("<tr>") == 5 and "25.0%" in table  # a header and four rows; hair chance 1/4
-    again = evaluate(dataset, trained["acgan"], tmp_path / "again")
-    assert again.metrics == summary.metrics
 
 
 def test_a_dcgan_checkpoint_has_no_condition_keys_and_the_report_says_why(runs, tmp_path):

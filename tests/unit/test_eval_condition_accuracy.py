@@ -119,8 +119,8 @@ def test_score_conditions_reports_trust_and_chance_beside_the_accuracy_and_is_de
     conditions, train, test, pool = demo_faces
     samples, asked = _samples(FacesOfTheColoursAsked(*pool), conditions, count=64)
     args = (samples, asked, train, test, conditions)
-    first = score_conditions(*args, steps=40, batch_size=BATCH, seed=3, device=CPU)
-    again = score_conditions(*args, steps=40, batch_size=BATCH, seed=3, device=CPU)
+    first = score_conditions(*args, steps=10, batch_size=BATCH, seed=3, device=CPU)
+    again = score_conditions(*args, steps=10, batch_size=BATCH, seed=3, device=CPU)
     assert first == again
     metrics = first.metrics()
     assert set(metrics) == {
