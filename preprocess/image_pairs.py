@@ -5,7 +5,8 @@ from the original's (animeface does on re-encoded, resized or shifted copies, an
 20 bits and more apart). The whole picture does not move with the detector, so its pHash still finds
 the repost. The faces of two such images are then paired by where they sit: boxes in coordinates
 relative to the image size (so a resized copy lines up), matched one to one, best overlap first,
-at IoU >= `box_iou`. Different faces of one scene sit apart and are never paired.
+at IoU >= `box_iou`. Different faces of one scene sit apart, so they do not pair unless their boxes
+overlap that much.
 """
 
 from __future__ import annotations

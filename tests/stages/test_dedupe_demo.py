@@ -17,6 +17,7 @@ from preprocess.dedupe import run_dedupe
 from preprocess.face_quality import match_boxes
 from preprocess.face_image import png_bytes
 from preprocess.faces import run_faces
+from preprocess.split import run_split
 from preprocess.imageio import ImageRejected, load_rgb
 from tests.conftest import write_demo_raw_folder
 
@@ -154,3 +155,21 @@ def test_a_rerun_reuses_the_source_image_hashes(detected_dedup):
     again = run_dedupe(params)
     assert again.hashes_reused == len(rows) + summary.images["hashed"]
     assert again.metrics() == summary.metrics()
+
+
+def test_the_split_keeps_a_repost_and_its_original_on_one_side(detected_dedup, tmp_path):
+    identity, rows, _, params = detected_dedup
+    split_params = load_params(None, {"paths.faces": params.paths.faces, "paths.dedup": params.paths.dedup, "paths.dataset": str(tmp_path), "test_ratio": 0.5, "split.image_size": 32})
+    run_split(split_params)
+    side_of_image = {}
+    for side in ("train", "test"):
+        for r in read_jsonl(tmp_path / f"{side}.jsonl"):
+            side_of_image[r["image_id"]] = side
+    # every image whose faces joined another image's (by face or source image) takes that image's side
+    images_of_group = defaultdict(set)
+    for r in rows.values():
+        images_of_group[r["group_id"]].add(r["image_id"])
+    joined = [images for images in images_of_group.values() if len(images) > 1]
+    assert any(any(rows[f]["dup_kind"] == "near_image" for f in rows if rows[f]["image_id"] in images) for images in joined)
+    for images in joined:
+        assert len({side_of_image[i] for i in images if i in side_of_image}) <= 1
