@@ -20,6 +20,7 @@ from anigan.cli import AniganContext, pass_anigan
 from anigan.errors import UserError
 from anigan.files import atomic_write_text, write_json
 from anigan.params import Params
+from train.charts import read_dvclive_series
 from train.checkpoint import LATEST, load_discriminator, load_generator, resolve_checkpoint
 from train.condition_accuracy import ConditionAccuracy, index_labels, score_conditions
 from train.conditions import conditions_of, encode_conditions
@@ -36,7 +37,7 @@ from train.metrics_fid import (
 from train.metrics_msssim import mean_pairwise_msssim
 from train.models import init_weights
 from train.overfitting import overfitting_gap, subset
-from train.report import NearestPair, ReportInputs, read_dvclive_series, render_report
+from train.report import NearestPair, ReportInputs, render_report
 from train.runtime import pick_device
 from train.samples import fixed_noise, generate
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from anigan.files import atomic_write_text
+from train.charts import CURVES_FILE, curves_svg, read_dvclive_series
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,15 @@ class MetricsLog:
     def log_image(self, iteration: int, name: str, image: np.ndarray) -> None:
         self.live.step = iteration
         self.live.log_image(name, image)
+        self.write_curves()
+
+    def write_curves(self) -> None:
+        """The histories so far as plots/images/curves.svg: `dvc plots show` draws DVCLive's TSV plots with
+        Vega from a CDN, so offline only image plots render; this one needs nothing from the network."""
+        svg = curves_svg(read_dvclive_series(self.live.dir))
+        if svg is not None:
+            atomic_write_text(Path(self.live.plots_dir, "images", CURVES_FILE), svg)
 
     def close(self) -> None:
         self.live.end()
+        self.write_curves()

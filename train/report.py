@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from string import Template
 
 import numpy as np
 from PIL import Image
 
+from train.charts import Series, chart_groups, svg_line_chart
 from train.condition_accuracy import ConditionAccuracy
 from train.samples import image_grid, png_bytes
 
@@ -30,6 +28,7 @@ METRIC_MEANINGS: dict[str, str] = {
     "kid_std": "spread of KID over the random subsets",
     "face_rate": "share of generated samples in which animeface finds a face",
     "face_rate_test": "the same share on real test images: the ceiling to compare with",
+    "face_rate_untrained": "the same share for the same network freshly initialised: the floor",
     "msssim": "mean MS-SSIM between random pairs of samples (lower is more diverse)",
     "msssim_test": "the same on real test images: the diversity of real faces",
     "nn_train_distance_mean": "mean RMS pixel distance from a sample to its nearest training image",
@@ -67,103 +66,6 @@ def data_uri(data: bytes, mime: str) -> str:
 def png_uri(image: np.ndarray) -> str:
     """A uint8 (H, W, 3) image as a PNG data: URI."""
     return data_uri(png_bytes(image), "image/png")
-
-
-def read_dvclive_series(live_dir: str | os.PathLike) -> dict[str, tuple[list[float], list[float]]]:
-    """Each metric DVCLive logged in `live_dir` -> (steps, values), read from plots/metrics/**/*.tsv.
-
-    A metric's name is its file path under plots/metrics without `.tsv` (e.g. `loss_D`). Rows
-    without a number and a torn last line (no newline yet) are skipped; a missing folder gives no series.
-    """
-    root = Path(live_dir, "plots", "metrics")
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    if not root.is_dir():
-        return series
-    for tsv in sorted(root.rglob("*.tsv")):
-        name = tsv.relative_to(root).with_suffix("").as_posix()
-        steps, values = [], []
-        text = tsv.read_text(encoding="utf-8")
-        lines = text.splitlines()
-        if text and not text.endswith("\n"):
-            lines = lines[:-1]  # a writer stopped mid-line: "30\t0." would read as a wrong number
-        for row in csv.DictReader(lines, delimiter="\t"):
-            try:
-                step, value = float(row["step"]), float(row[tsv.stem])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if math.isfinite(step) and math.isfinite(value):
-                steps.append(step)
-                values.append(value)
-        if steps:
-            series[name] = (steps, values)
-    return series
-
-
-def _nice(value: float) -> str:
-    return f"{value:.4g}"
-
-
-COLOURS = ("#3366cc", "#dc3912", "#109618", "#ff9900", "#990099", "#0099c6")
-
-Series = tuple[Sequence[float], Sequence[float]]
-
-
-def chart_groups(names: Sequence[str]) -> dict[str, list[str]]:
-    """Metrics drawn on one chart share the word before their first `_` (loss_D with loss_G, D_x with D_G_z).
-
-    A group of one is titled by the metric's full name.
-    """
-    groups: dict[str, list[str]] = {}
-    for name in sorted(names):
-        groups.setdefault(name.split("_", 1)[0], []).append(name)
-    titled = {(members[0] if len(members) == 1 else word): members for word, members in groups.items()}
-    return dict(sorted(titled.items(), key=lambda item: (not item[0].startswith("loss"), item[0].lower())))
-
-
-def svg_line_chart(title: str, series: Mapping[str, Series], width: int = 340, height: int = 200) -> str:
-    """Metric histories (name -> (steps, values)) as one inline SVG line chart, with axis ranges and a legend."""
-    left, right, bottom = 52, 10, 28
-    top = 24 if len(series) < 2 else 16 + 11 * len(series)  # room for the legend above the plot
-    xs = [x for steps, _ in series.values() for x in steps]
-    ys = [y for _, values in series.values() for y in values]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:  # a flat line: centre it
-        pad = abs(y0) * 0.5 or 0.5
-        y0, y1 = y0 - pad, y1 + pad
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def point(x: float, y: float) -> str:
-        px = left + (x - x0) / (x1 - x0) * plot_w
-        py = top + (1 - (y - y0) / (y1 - y0)) * plot_h
-        return f"{px:.1f},{py:.1f}"
-
-    label = html.escape(title)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{label}">',
-        f'<text x="{left}" y="15" font-size="13" font-weight="bold">{label}</text>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>',
-    ]
-    for k, (name, (steps, values)) in enumerate(series.items()):
-        colour = COLOURS[k % len(COLOURS)]
-        line = " ".join(point(x, y) for x, y in zip(steps, values))
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"><title>{html.escape(name)}</title></polyline>')
-        if len(series) > 1:  # the legend: names in their line's colour, right of the title
-            parts.append(
-                f'<text x="{width - right}" y="{13 + 11 * k}" font-size="10" '
-                f'text-anchor="end" fill="{colour}">{html.escape(name)}</text>'
-            )
-    parts += [
-        f'<text x="{left - 4}" y="{top + 10}" font-size="10" text-anchor="end">{_nice(y1)}</text>',
-        f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end">{_nice(y0)}</text>',
-        f'<text x="{left}" y="{height - 10}" font-size="10">{_nice(x0)}</text>',
-        f'<text x="{width - right}" y="{height - 10}" font-size="10" text-anchor="end">step {_nice(x1)}</text>',
-        "</svg>",
-    ]
-    return "".join(parts)
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 from PIL import Image
 
-from train.report import (
-    NearestPair,
-    ReportInputs,
-    chart_groups,
-    data_uri,
-    read_dvclive_series,
-    render_report,
-    svg_line_chart,
-)
+from train.charts import chart_groups, curves_svg, read_dvclive_series, svg_line_chart
+from train.report import NearestPair, ReportInputs, data_uri, render_report
 
 
 def write_live_metrics(folder, history):
@@ -49,6 +42,15 @@ def test_metrics_sharing_a_first_word_share_a_chart_and_losses_come_first():
     groups = chart_groups(["lr", "D_x", "loss_G", "D_G_z", "loss_D", "images_per_second"])
     assert list(groups) == ["loss", "D", "images_per_second", "lr"]
     assert groups["loss"] == ["loss_D", "loss_G"] and groups["D"] == ["D_G_z", "D_x"]
+
+
+def test_curves_svg_is_one_standalone_svg_holding_every_chart():
+    series = {"loss_D": ([0, 10], [1.0, 0.5]), "loss_G": ([0, 10], [2.0, 1.0]), "D_x": ([0, 10], [0.5, 0.7]), "lr": ([0, 10], [1e-4, 1e-4])}
+    root = ET.fromstring(curves_svg(series, columns=2))
+    charts = root.findall("{http://www.w3.org/2000/svg}g/{http://www.w3.org/2000/svg}svg")
+    assert len(charts) == len(chart_groups(list(series))) == 3
+    assert (root.get("width"), root.get("height")) == ("680", "400")  # two columns, two rows
+    assert curves_svg({}) is None
 
 
 def test_a_chart_is_valid_svg_with_one_line_per_series_and_one_point_per_step():
