@@ -129,7 +129,8 @@ def run_evaluate(params: Params) -> EvaluateSummary:
 
     # An ACGAN is asked for colours drawn uniformly from its vocabularies (None for a DCGAN).
     labels = encode_conditions(meta, None, None, p.num_samples, p.seed)
-    samples = generate(generator, fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size, labels=labels)
+    noise = fixed_noise(p.num_samples, meta["nz"], p.seed)
+    samples = generate(generator, noise, device, p.batch_size, labels=labels)
     # Real sets are capped at num_samples where a metric compares counts (face rate, MS-SSIM, D).
     test_capped = np.asarray(test[subset(len(test), p.num_samples, p.seed)])
     metrics: dict[str, float | int] = {
@@ -150,7 +151,7 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     log.info("face rate (animeface) on %d samples and %d test images", len(samples), len(test_capped))
     metrics["face_rate"] = face_rate(samples, p.face_upscale)
     metrics["face_rate_test"] = face_rate(test_capped, p.face_upscale)
-    untrained = generate(untrained_copy(generator, p.seed), fixed_noise(p.num_samples, meta["nz"], p.seed), device, p.batch_size, labels=labels)
+    untrained = generate(untrained_copy(generator, p.seed), noise, device, p.batch_size, labels=labels)
     metrics["face_rate_untrained"] = face_rate(untrained, p.face_upscale)
 
     log.info("MS-SSIM diversity over up to %d pairs", p.msssim_pairs)

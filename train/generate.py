@@ -11,9 +11,8 @@ from pathlib import Path
 
 from anigan.errors import UserError
 from train.checkpoint import load_generator, resolve_checkpoint
-from train.conditions import encode_conditions
 from train.runtime import pick_device
-from train.samples import fixed_noise, generate, image_grid, write_png
+from train.samples import draw_faces, image_grid, write_png
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +62,9 @@ def run_generate(
     torch_device = pick_device(device)
     generator, meta = load_generator(path, torch_device, ema=ema)
     try:
-        labels = encode_conditions(meta, hair, eyes, count, seed)
+        images = draw_faces(generator, meta, count, seed, torch_device, hair=hair, eyes=eyes)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
-    images = generate(generator, fixed_noise(count, meta["nz"], seed), torch_device, labels=labels)
     if grid is not None:
         write_png(grid, image_grid(images, columns))
     if folder is not None:

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from anigan.files import atomic_write_bytes
+from train.conditions import encode_conditions
 
 
 def fixed_noise(count: int, nz: int, seed: int) -> torch.Tensor:
@@ -46,6 +47,26 @@ def generate(
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out.append(to_uint8(generator(z) if y is None else generator(z, y)))
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
+
+
+def draw_faces(
+    generator: nn.Module,
+    meta: dict,
+    count: int,
+    seed: int,
+    device: torch.device,
+    *,
+    hair: str | None = None,
+    eyes: str | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """`count` faces from the noise seeded by `seed`; an ACGAN is asked for `hair`/`eyes` (None: drawn uniformly).
+
+    The noise and colours are drawn on the CPU, so a seed gives the same faces on any device. An
+    unknown colour, or a colour asked of a DCGAN, is a UserError (train.conditions.encode_conditions).
+    """
+    labels = encode_conditions(meta, hair, eyes, count, seed)
+    return generate(generator, fixed_noise(count, meta["nz"], seed), device, batch_size, labels=labels)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:

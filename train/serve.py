@@ -32,10 +32,10 @@ from anigan.cli import AniganContext, pass_anigan
 from anigan.errors import UserError
 from anigan.local_server import LOOPBACK, LocalServer, is_loopback
 from train.checkpoint import load_generator, resolve_checkpoint
-from train.conditions import conditions_of, encode_conditions
+from train.conditions import conditions_of
 from train.report import data_uri
 from train.runtime import pick_device
-from train.samples import fixed_noise, generate, image_grid, png_bytes
+from train.samples import draw_faces, image_grid, png_bytes
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,8 @@ class FaceMaker:
 
     def faces_png(self, request: FaceRequest) -> bytes:
         """The faces asked for, tiled into one PNG (a square-ish grid); an unknown colour is a UserError listing the known ones."""
-        labels = encode_conditions(self.meta, request.hair, request.eyes, request.count, request.seed)
         with self._lock:
-            images = generate(self.generator, fixed_noise(request.count, self.meta["nz"], request.seed), self.device, labels=labels)
+            images = draw_faces(self.generator, self.meta, request.count, request.seed, self.device, hair=request.hair, eyes=request.eyes)
         return png_bytes(image_grid(images))
 
     def page(self) -> str:
