@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+
+from crawler.items import ListingPage, Post
 
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 
@@ -67,3 +70,15 @@ def absolute(base_url: str, url: str | None) -> str | None:
 def host_of(url: str) -> str:
     """The host name of a URL, without port or credentials, lowercase."""
     return (urlsplit(url).hostname or "").lower()
+
+
+def listing_page(entries: list[dict], to_post: Callable[[int, dict], Post]) -> ListingPage:
+    """A listing page of `entries`, each turned into a Post by `to_post(post_id, record)`; one without an id is a problem."""
+    posts, problems = [], []
+    for record in entries:
+        post_id = as_int(record.get("id"))
+        if post_id is None:
+            problems.append((None, "a post without an id"))
+            continue
+        posts.append(to_post(post_id, record))
+    return ListingPage(tuple(posts), len(entries), lowest_id(entries), tuple(problems))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from crawler.adapters.common import absolute, as_int, as_str, ext_of, lowest_id, records, split_tags
+from crawler.adapters.common import absolute, as_int, as_str, ext_of, listing_page, records, split_tags
 from crawler.items import ListingPage, Post
 
 RATINGS = {"g": "general", "s": "sensitive", "q": "questionable", "e": "explicit"}
@@ -25,32 +25,25 @@ class Danbooru:
         return f"{base_url.rstrip('/')}/posts.json?{urlencode(query)}"
 
     def parse_page(self, base_url: str, source: str, data: Any) -> ListingPage:
-        entries = records(data)
-        posts, problems = [], []
-        for r in entries:
-            post_id = as_int(r.get("id"))
-            if post_id is None:
-                problems.append((None, "a post without an id"))
-                continue
+        def to_post(post_id: int, r: dict) -> Post:
             # Restricted posts come without file_url (and often without md5): kept as posts,
             # the spider skips them.
             file_url = as_str(r.get("file_url"))
-            posts.append(
-                Post(
-                    source=source,
-                    post_id=post_id,
-                    post_url=f"{base_url.rstrip('/')}/posts/{post_id}",
-                    file_url=absolute(base_url, file_url),
-                    md5=as_str(r.get("md5")),
-                    width=as_int(r.get("image_width")),
-                    height=as_int(r.get("image_height")),
-                    tags=split_tags(r.get("tag_string")),
-                    rating=RATINGS.get(str(r.get("rating"))),
-                    ext=ext_of(file_url, r.get("file_ext")),
-                    file_size=as_int(r.get("file_size")),
-                )
+            return Post(
+                source=source,
+                post_id=post_id,
+                post_url=f"{base_url.rstrip('/')}/posts/{post_id}",
+                file_url=absolute(base_url, file_url),
+                md5=as_str(r.get("md5")),
+                width=as_int(r.get("image_width")),
+                height=as_int(r.get("image_height")),
+                tags=split_tags(r.get("tag_string")),
+                rating=RATINGS.get(str(r.get("rating"))),
+                ext=ext_of(file_url, r.get("file_ext")),
+                file_size=as_int(r.get("file_size")),
             )
-        return ListingPage(tuple(posts), len(entries), lowest_id(entries), tuple(problems))
+
+        return listing_page(records(data), to_post)
 
     def next_cursor(self, cursor: int | str, page: ListingPage) -> str | None:
         # Danbooru may return short pages (hidden posts), so only an empty page ends the listing.

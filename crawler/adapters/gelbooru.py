@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from crawler.adapters.common import absolute, as_int, as_str, ext_of, lowest_id, records, split_tags
+from crawler.adapters.common import absolute, as_int, as_str, ext_of, listing_page, records, split_tags
 from crawler.items import ListingPage, Post
 
 # Current Gelbooru spells ratings out; Gelbooru 0.2 sites say safe/questionable/explicit or s/q/e.
@@ -33,32 +33,26 @@ class Gelbooru:
         return f"{base_url.rstrip('/')}/index.php?{urlencode(query)}"
 
     def parse_page(self, base_url: str, source: str, data: Any) -> ListingPage:
-        entries = records(data, "post")
         base = base_url.rstrip("/")
-        posts, problems = [], []
-        for r in entries:
-            post_id = as_int(r.get("id"))
-            if post_id is None:
-                problems.append((None, "a post without an id"))
-                continue
+
+        def to_post(post_id: int, r: dict) -> Post:
             file_url = absolute(base_url, as_str(r.get("file_url")))
             if file_url is None and as_str(r.get("image")) and r.get("directory") not in (None, ""):
                 file_url = f"{base}/images/{r['directory']}/{r['image']}"
-            posts.append(
-                Post(
-                    source=source,
-                    post_id=post_id,
-                    post_url=f"{base}/index.php?page=post&s=view&id={post_id}",
-                    file_url=file_url,
-                    md5=as_str(r.get("md5")) or as_str(r.get("hash")),
-                    width=as_int(r.get("width")),
-                    height=as_int(r.get("height")),
-                    tags=split_tags(r.get("tags")),
-                    rating=RATINGS.get(str(r.get("rating")).lower()),
-                    ext=ext_of(file_url),
-                )
+            return Post(
+                source=source,
+                post_id=post_id,
+                post_url=f"{base}/index.php?page=post&s=view&id={post_id}",
+                file_url=file_url,
+                md5=as_str(r.get("md5")) or as_str(r.get("hash")),
+                width=as_int(r.get("width")),
+                height=as_int(r.get("height")),
+                tags=split_tags(r.get("tags")),
+                rating=RATINGS.get(str(r.get("rating")).lower()),
+                ext=ext_of(file_url),
             )
-        return ListingPage(tuple(posts), len(entries), lowest_id(entries), tuple(problems))
+
+        return listing_page(records(data, "post"), to_post)
 
     def next_cursor(self, cursor: int | str, page: ListingPage) -> int | None:
         return int(cursor) + 1 if page.entries else None
