@@ -73,6 +73,10 @@ def _int(value: str | None, default: int, low: int, high: int) -> int:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the client's delayed ACK (about 40 ms per keep-alive request on loopback), a
+    # stall real web servers do not have.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - keep test output quiet
         pass
