@@ -73,6 +73,21 @@ def tiny_color_dataset(tmp_path) -> Path:
     return make_tiny_dataset(tmp_path / "color_dataset", colors=True)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one CPU thread for the test, the previous count restored after.
+
+    Float sums (and so a trained network's numbers) depend on how many threads share them, and on a
+    shared 2-core machine two busy-waiting threads can run several times slower than one.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:
     """True when Pillow reads the whole image and it is not a decompression bomb."""
     from PIL import Image
