@@ -3,7 +3,7 @@ generator that follows its labels from one that ignores them.
 
 The generators here are honest stand-ins, not mocks: they return real demo faces (from a demo site the
 classifier never saw) with the colours asked for, or with any colours. That tests the metric itself;
-tests/stages/test_train_acgan_condition_accuracy.py scores a really trained ACGAN.
+tests/stages/test_evaluate_conditions.py scores a really trained ACGAN.
 """
 
 from __future__ import annotations
