@@ -39,7 +39,7 @@ from anigan.errors import UserError
 from anigan.files import append_jsonl, read_jsonl, write_json, write_jsonl
 from anigan.params import Params
 from anigan.progress import counting_bar
-from preprocess.faces import find_raw_files
+from preprocess.imageio import find_raw_files
 from preprocess.groups import components, same_key_edges
 from preprocess.hamming_index import iter_distinct_pairs, near_pairs, popcount64
 from preprocess.image_pairs import faces_of_image_pairs, group_by_image

@@ -120,18 +120,6 @@ def post_tags(record: dict) -> tuple[str, ...]:
     return tuple(tags.split()) if isinstance(tags, str) else tuple(str(t) for t in tags)
 
 
-def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
-    """image ID -> path of its file under raw/images/<id[:2]>/<id>.<ext> (whatever the extension)."""
-    found: dict[str, str] = {}
-    for prefix in sorted({i[:2] for i in image_ids}):
-        folder = raw / IMAGES / prefix
-        if folder.is_dir():
-            for p in sorted(folder.iterdir()):
-                if p.is_file() and not p.name.startswith("."):
-                    found.setdefault(p.name.split(".")[0], str(p))
-    return found
-
-
 def read_state(path: Path, key: str) -> dict[str, dict]:
     """Image ID -> record for images already processed under `key`; other keys are forgotten."""
     done: dict[str, dict] = {}
@@ -233,7 +221,7 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
     done = read_state(state_path, key)
     # an image whose crops went missing (deleted by hand, a partial checkout) is done again
     done = {i: rec for i, rec in done.items() if all((images_dir / f"{f['face_id']}.png").is_file() for f in rec["faces"])}
-    files = find_raw_files(raw, [r["image_id"] for r in raw_records])
+    files = imageio.find_raw_files(raw, [r["image_id"] for r in raw_records])
     todo = [
         ImageTask(r["image_id"], files.get(r["image_id"]), post_tags(r))
         for r in raw_records

@@ -103,3 +103,14 @@ def load_rgb(path: str | Path, max_pixels: int) -> Image.Image:
         reason = "truncated" if "truncated" in text.lower() or isinstance(e, EOFError) else "decode_error"
         raise ImageRejected(reason, f"{path.name}: {text or type(e).__name__}") from None
 
+
+def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
+    """image ID -> path of its file under raw/images/<id[:2]>/<id>.<ext> (whatever the extension)."""
+    found: dict[str, str] = {}
+    for prefix in sorted({i[:2] for i in image_ids}):
+        folder = raw / "images" / prefix  # the crawl's content-addressed layout (DESIGN.md)
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                if p.is_file() and not p.name.startswith("."):
+                    found.setdefault(p.name.split(".")[0], str(p))
+    return found
