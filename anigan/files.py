@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -9,9 +10,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from anigan.errors import UserError
+
 # mkstemp creates files readable by the owner only; finished files get the usual permissions.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
@@ -75,17 +79,24 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     return data.count(b"\n")
 
 
-def _drop_torn_tail(f) -> None:
-    """Truncate a file open for appending back to just after its last newline (a killed writer's half line)."""
+def _drop_torn_tail(f: io.BufferedWriter) -> None:
+    """Truncate a file open for appending back to just after its last newline (a killed writer's half line).
+
+    For manifests with one writer at a time (each stage owns its output folder): a second writer's
+    line in progress would look torn too.
+    """
     size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return
     with open(f.name, "rb") as reader:
+        reader.seek(size - 1)
+        if reader.read(1) == b"\n":
+            return  # the last line is whole: the usual case, one byte read
         end = size
         while end > 0:
             start = max(0, end - 65536)
             reader.seek(start)
             chunk = reader.read(end - start)
-            if end == size and chunk.endswith(b"\n"):
-                return  # the usual case: the last line is whole
             newline = chunk.rfind(b"\n")
             if newline >= 0:
                 f.truncate(start + newline + 1)
@@ -99,9 +110,24 @@ def read_jsonl(path: str | os.PathLike, missing_ok: bool = False) -> Iterator[di
     path = Path(path)
     if missing_ok and not path.exists():
         return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
             if not line.endswith("\n"):
                 break  # a writer was killed mid-line; the record was never complete
             if line.strip():
-                yield json.loads(line)
+                yield _record(path, number, line)
+
+
+class DamagedManifest(UserError, ValueError):
+    """A manifest line that is not a JSON object: a user-facing error, and a ValueError for readers that recover."""
+
+
+def _record(path: Path, number: int, line: str) -> dict:
+    """One manifest line as a dict; a damaged line raises DamagedManifest naming the file and line."""
+    try:
+        record = json.loads(line)
+    except ValueError as e:
+        raise DamagedManifest(f"{path}:{number}: not a JSON line ({e}); the file is damaged: remove the line or rerun the stage that wrote it") from None
+    if not isinstance(record, dict):
+        raise DamagedManifest(f"{path}:{number}: a JSON {type(record).__name__}, not an object; the file is damaged: remove the line or rerun the stage that wrote it")
+    return record

@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from anigan.errors import UserError
 from anigan.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
 
 
@@ -55,3 +56,13 @@ def test_appending_nothing_changes_nothing_and_a_missing_manifest_reads_empty(tm
     assert append_jsonl(tmp_path / "m.jsonl", []) == 0
     assert not (tmp_path / "m.jsonl").exists()
     assert list(read_jsonl(tmp_path / "m.jsonl", missing_ok=True)) == []
+
+
+def test_a_damaged_line_inside_a_manifest_names_the_file_and_line(tmp_path):
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"id": 1}\n{"id": 2, oops\n[3]\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"train\.jsonl:2: not a JSON line"):
+        list(read_jsonl(manifest))
+    manifest.write_text('{"id": 1}\n[3]\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: a JSON list, not an object"):
+        list(read_jsonl(manifest))  # also a ValueError, for readers that recover from damage
