@@ -12,16 +12,16 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)"
+    shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run installs it)"
 )
 # Guards against a hung browser; not a speed check.
 TIMEOUT_S = 120

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from anigan.cli import AniganContext, pass_anigan
+from anigan.progress import progress_bar
 
 
 @click.command("train")
@@ -35,7 +36,7 @@ def train_command(
     Under `torchrun --nproc-per-node N -m anigan train` each process trains on its own batches
     with DistributedDataParallel. Ctrl-C (or SIGTERM) writes a checkpoint and stops.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from train.loop import TrainingInterrupted, run_train
 
@@ -43,7 +44,7 @@ def train_command(
         **{"train.iterations": iterations, "lr": lr, "train.batch_size": batch_size, "train.device": device}
     )
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=not sys.stderr.isatty()) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("train", total=params.train.iterations, status="")
 
         def show(progress):

@@ -168,7 +168,7 @@ def run_evaluate(params: Params) -> EvaluateSummary:
 
     conditions = conditions_of(meta)
     accuracy = None
-    if conditions is not None and labels is not None:
+    if conditions is not None:  # an ACGAN: its samples were asked for `labels`
         accuracy = _condition_accuracy(params, samples, labels, train, np.asarray(test), conditions, device)
         metrics.update(accuracy.metrics())
 

@@ -139,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         except UserError as e:
             log.warning("bad request %s: %s", self.path, e)
             return self._json(400, {"error": str(e)})
+        except (BrokenPipeError, ConnectionResetError):
+            log.info("the browser left before %s was answered", self.path)  # nobody to tell
         except Exception as e:  # a bug: say so in the page, keep the traceback in the log, keep serving
             log.exception("request %s failed", self.path)
             return self._json(500, {"error": f"the server failed on this request ({type(e).__name__}); see its log"})
