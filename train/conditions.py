@@ -41,12 +41,18 @@ def conditions_of(meta: Mapping[str, Any]) -> Conditions | None:
     return meta.get("conditions") if model_of(meta) == "acgan" else None
 
 
+def colour_of(row: Mapping[str, Any], column: str) -> str | None:
+    """A row's colour word; anything but a non-empty string (a damaged or hand-made index) counts as unknown."""
+    value = row.get(column)
+    return value if isinstance(value, str) and value else None
+
+
 def color_vocabularies(rows: Iterable[Mapping[str, Any]], min_count: int) -> Conditions:
     """{"hair": names, "eyes": names}: colours with at least `min_count` rows, sorted, then `other` if any row needs it."""
     rows = list(rows)
     conditions: Conditions = {}
     for name, column in ATTRIBUTES.items():
-        counts = Counter(row.get(column) for row in rows)
+        counts = Counter(colour_of(row, column) for row in rows)
         kept = sorted(c for c, n in counts.items() if c not in (None, OTHER) and n >= min_count)
         folded = any(c not in kept for c in counts)
         conditions[name] = kept + ([OTHER] if folded else [])
@@ -59,7 +65,7 @@ def label_rows(rows: Iterable[Mapping[str, Any]], conditions: Conditions) -> np.
     for name, column in ATTRIBUTES.items():
         index = {c: i for i, c in enumerate(conditions[name])}
         fallback = index.get(OTHER, -1)
-        columns.append([index.get(row.get(column), fallback) for row in rows])
+        columns.append([index.get(colour_of(row, column), fallback) for row in rows])
     return np.asarray(columns, dtype=np.int64).T.reshape(-1, len(ATTRIBUTES))
 
 
@@ -89,7 +95,7 @@ def load_color_labels(dataset_dir: str | Path, count: int, min_count: int) -> Co
     conditions = color_vocabularies(rows, min_count)
     for name, names in conditions.items():
         if len(names) < 2:
-            counts = Counter(row.get(ATTRIBUTES[name]) or "unknown" for row in rows)
+            counts = Counter(colour_of(row, ATTRIBUTES[name]) or "unknown" for row in rows)
             seen = ", ".join(f"{c} {n}" for c, n in counts.most_common())
             raise UserError(
                 f"train.model = acgan needs at least 2 {name} colours with train.min_color_count = {min_count} "

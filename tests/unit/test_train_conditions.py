@@ -38,6 +38,13 @@ def test_rare_and_missing_colours_fold_into_other_and_names_are_sorted():
     assert label_rows(rows([("black", "yellow")]), vocab).tolist() == [[0, -1]]
 
 
+def test_colour_values_that_are_not_words_count_as_unknown():
+    data = rows([("pink", "red")] * 2 + [(["pink"], 3), ("", None)])  # a damaged or hand-made index
+    vocab = color_vocabularies(data, min_count=1)
+    assert vocab == {"hair": ["pink", OTHER], "eyes": ["red", OTHER]}
+    assert label_rows(data, vocab).tolist() == [[0, 0], [0, 0], [1, 1], [1, 1]]
+
+
 def test_training_labels_come_from_the_split_index(tmp_path):
     from anigan.files import write_jsonl
 
