@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -72,6 +73,9 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     if not data:
         return 0
     with open(path, "ab") as f:
+        # Appenders in other threads (the crawl's pipeline) or processes wait here: the torn-tail
+        # check must not mistake another writer's line in progress for a killed writer's.
+        fcntl.flock(f, fcntl.LOCK_EX)
         _drop_torn_tail(f)
         f.write(data)
         f.flush()
@@ -82,8 +86,7 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
 def _drop_torn_tail(f: io.BufferedWriter) -> None:
     """Truncate a file open for appending back to just after its last newline (a killed writer's half line).
 
-    For manifests with one writer at a time (each stage owns its output folder): a second writer's
-    line in progress would look torn too.
+    The caller holds an exclusive lock on the file, so no other appender's line is in progress.
     """
     size = f.seek(0, os.SEEK_END)
     if size == 0:

@@ -2,6 +2,7 @@
 
 import os
 import stat
+import threading
 
 import pytest
 
@@ -66,3 +67,21 @@ def test_a_damaged_line_inside_a_manifest_names_the_file_and_line(tmp_path):
     manifest.write_text('{"id": 1}\n[3]\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"train\.jsonl:2: a JSON list, not an object"):
         list(read_jsonl(manifest))  # also a ValueError, for readers that recover from damage
+
+
+def test_threads_appending_to_a_new_manifest_at_once_lose_no_line(tmp_path):
+    manifest = tmp_path / "manifest.jsonl"
+    barrier = threading.Barrier(8)
+
+    def writer(k):
+        barrier.wait()  # all start together, on an empty file
+        for i in range(25):
+            append_jsonl(manifest, [{"writer": k, "i": i}])
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    records = list(read_jsonl(manifest))
+    assert sorted((r["writer"], r["i"]) for r in records) == [(k, i) for k in range(8) for i in range(25)]
