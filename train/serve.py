@@ -124,6 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
         maker: FaceMaker = self.server.context  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if not self._addressed_here():
+            log.warning("refused %s for Host %r", self.path, self.headers.get("Host"))
+            return self._json(403, {"error": "this page answers only requests to a loopback address"})
         try:
             if url.path in ("/", "/index.html"):
                 return self._send(200, maker.page().encode("utf-8"), "text/html; charset=utf-8")
@@ -144,6 +147,15 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug: say so in the page, keep the traceback in the log, keep serving
             log.exception("request %s failed", self.path)
             return self._json(500, {"error": f"the server failed on this request ({type(e).__name__}); see its log"})
+
+    def _addressed_here(self) -> bool:
+        """On loopback, only requests naming a loopback host: a web page that rebinds its own domain
+        to 127.0.0.1 sends its domain as Host, and must not use the page (nor its CPU)."""
+        if not is_loopback(self.server.server_address[0]):
+            return True  # --allow-remote: the user opened the page to the network
+        host = self.headers.get("Host", "")
+        name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return is_loopback(name)
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
         self._send(status, json.dumps(body).encode("utf-8"), "application/json")

@@ -52,10 +52,10 @@ def servers(checkpoints):
         server.stop()
 
 
-def get(url):
+def get(url, headers=None):
     """(status, content type, body) of a GET, error statuses included."""
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=60) as response:
             return response.status, response.headers["Content-Type"], response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read()
@@ -116,6 +116,15 @@ def test_a_dcgan_draws_faces_but_refuses_colours(servers):
     status, _, body = get(f"{url}/api/faces?hair=blue")
     assert status == 400 and "unconditional DCGAN" in json.loads(body)["error"]
     assert get(f"{url}/nowhere")[0] == 404
+
+
+def test_a_request_naming_another_host_is_refused_as_a_rebinding_page_would_send_it(servers):
+    url = servers["dcgan"]
+    port = url.rsplit(":", 1)[1]
+    status, _, body = get(f"{url}/api/faces?count=1", {"Host": f"attacker.example:{port}"})
+    assert status == 403 and "loopback" in json.loads(body)["error"]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.1"):
+        assert get(f"{url}/api/faces?count=1", {"Host": host})[0] == 200
 
 
 def test_the_server_listens_on_loopback_unless_told_otherwise():
