@@ -55,7 +55,9 @@ class Generator(nn.Module):
         self.main = _generator_layers(nz, ngf, image_size)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """`labels` is accepted and ignored, so callers treat both models alike."""
+        """`labels` is accepted so callers treat both models alike, but must be None: a DCGAN has no colours."""
+        if labels is not None:
+            raise ValueError("an unconditional DCGAN generator takes no labels")
         return self.main(z)
 
 

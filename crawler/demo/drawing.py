@@ -84,6 +84,10 @@ class FaceStyle:
     frame_locks: float = 0.0  # width of the locks hanging in front of the cheeks (0: none)
     frame_length: float = 0.6  # how far down they reach
 
+    def __post_init__(self) -> None:
+        if len(self.lock_depths) != self.locks:
+            raise ValueError(f"FaceStyle: {self.locks} locks need {self.locks} lock_depths, got {len(self.lock_depths)}")
+
     @classmethod
     def random(cls, rng: np.random.Generator) -> FaceStyle:
         """A style drawn from `rng`: every choice is independent, so two faces rarely share many."""

@@ -102,7 +102,7 @@ def test_conditional_networks_fit_each_image_size(size):
     assert logits.shape == (3,) and hair.shape == (3, 4) and eyes.shape == (3, 2)
 
 
-def test_the_label_changes_the_image_and_the_dcgan_ignores_labels():
+def test_the_label_changes_the_image_and_the_dcgan_refuses_labels():
     generator, _ = build_models(8, 4, 4, 32, seed=0, conditions=CONDITIONS)
     generator.eval()
     z = torch.randn(1, 8, 1, 1).repeat(2, 1, 1, 1)
@@ -112,6 +112,8 @@ def test_the_label_changes_the_image_and_the_dcgan_ignores_labels():
     dcgan = Generator(8, 4, 32).eval()
     with torch.no_grad():
         assert torch.equal(dcgan(z), dcgan(z, None))
+        with pytest.raises(ValueError, match="takes no labels"):
+            dcgan(z, torch.tensor([[0, 0], [1, 0]]))
 
 
 def acgan_state():
