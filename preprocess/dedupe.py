@@ -300,6 +300,10 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
                 rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
         if dp.image_max_distance > 0:
             image_edges, image_hashes, images, image_reused = source_image_edges(params, hashed, pool, lambda done: report(len(records) + done, total))
+        else:
+            # the check is off this run: keep the source images' cached hashes for when it is on again
+            current = {r.get("image_id") for r, _ in hashed}
+            image_hashes = {i: h for i, h in load_hash_cache(cache_path, "image_id").items() if i in current}
     report(total, total)
 
     phashes = np.array([h.phash for _, h in hashed], dtype=np.uint64)

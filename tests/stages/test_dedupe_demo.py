@@ -150,11 +150,16 @@ def test_without_the_image_check_the_copies_found_by_the_detector_stay_apart(det
     assert all(r["dup_kind"] != "near_image" for r in rows.values())
 
 
-def test_a_rerun_reuses_the_source_image_hashes(detected_dedup):
+def test_a_rerun_reuses_the_source_image_hashes_even_after_a_run_without_the_check(detected_dedup):
     _, rows, summary, params = detected_dedup
     again = run_dedupe(params)
     assert again.hashes_reused == len(rows) + summary.images["hashed"]
     assert again.metrics() == summary.metrics()
+    off = load_params(None, {"paths.raw": params.paths.raw, "paths.faces": params.paths.faces, "paths.dedup": params.paths.dedup, "dedupe.workers": 1, "dedupe.image_max_distance": 0})
+    run_dedupe(off)
+    back_on = run_dedupe(params)
+    assert back_on.hashes_reused == len(rows) + summary.images["hashed"]
+    assert back_on.metrics() == summary.metrics()
 
 
 def test_the_split_keeps_a_repost_and_its_original_on_one_side(detected_dedup, tmp_path):
