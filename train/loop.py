@@ -47,7 +47,7 @@ METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # the order of the per-step stat
 # its own) and D's accuracy at naming the hair and eye colour of the real images it was shown.
 CLASS_METRICS = ("class_loss_D", "class_loss_G", "hair_accuracy_real", "eyes_accuracy_real")
 SAMPLE_GRID = 64  # fixed noise vectors in each DCGAN sample grid (8 x 8)
-SAMPLE_COLUMNS = 8  # faces per row; an ACGAN grid has one row per hair colour
+SAMPLE_COLUMNS = 8  # faces per row (more for an ACGAN with more eye colours); an ACGAN grid has one row per hair colour
 SAMPLE_FILE = "step_{:06d}.png"
 NORM_BATCHES = 4  # noise batches for the averaged generator's batch-norm statistics
 
@@ -305,13 +305,15 @@ class Trainer:
         self.augment_rng.manual_seed(derive_seed(p.seed, "augment", group.rank))
         self.augment = (lambda x: diff_augment(x, p.augment, self.augment_rng)) if p.augment else None
         if self.conditions is None:
+            self.sample_columns = SAMPLE_COLUMNS
             self.sample_noise = fixed_noise(SAMPLE_GRID, p.nz, derive_seed(p.seed, "samples"))
             self.sample_labels = None
         else:
             # One row per hair colour, each row the same noise: only the condition changes down a column.
-            rows = len(self.conditions["hair"])
-            self.sample_noise = fixed_noise(SAMPLE_COLUMNS, p.nz, derive_seed(p.seed, "samples")).repeat(rows, 1, 1, 1)
-            self.sample_labels = grid_conditions(self.conditions, SAMPLE_COLUMNS)
+            # Wide enough for every eye colour to appear in each row.
+            rows, self.sample_columns = len(self.conditions["hair"]), max(SAMPLE_COLUMNS, len(self.conditions["eyes"]))
+            self.sample_noise = fixed_noise(self.sample_columns, p.nz, derive_seed(p.seed, "samples")).repeat(rows, 1, 1, 1)
+            self.sample_labels = grid_conditions(self.conditions, self.sample_columns)
         # Inputs on which the averaged generator's batch-norm statistics are measured (see EMA);
         # an ACGAN's also carry labels drawn as often as the training set has them.
         norm_noise = fixed_noise(NORM_BATCHES * p.batch_size, p.nz, derive_seed(p.seed, "ema-norm")).to(device).split(p.batch_size)
@@ -615,7 +617,7 @@ class Trainer:
             images = generate(model, self.sample_noise, self.device, amp=self.amp, labels=self.sample_labels)
         finally:
             model.train(was_training)
-        grid = image_grid(images, columns=SAMPLE_COLUMNS)
+        grid = image_grid(images, columns=self.sample_columns)
         write_png(self.samples_dir / SAMPLE_FILE.format(self.iteration), grid)
         self.samples_written += 1
         if self.live is not None:

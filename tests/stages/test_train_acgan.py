@@ -123,6 +123,18 @@ def test_rare_hair_colours_fold_into_other_with_hinge_loss_too(tmp_path):
     assert grid_rows(run_dir / "samples" / "step_000003.png").shape[:2] == (3, 8)
 
 
+def test_with_more_eye_colours_than_columns_the_grid_widens_so_each_row_shows_every_eye_colour(tmp_path):
+    dataset = make_tiny_dataset(tmp_path / "dataset", train=27, colors=True)
+    index = dataset / "train.jsonl"
+    many_eyes = [f"eyes{k}" for k in range(9)]
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    index.write_text("".join(json.dumps({**r, "eye_color": many_eyes[i % 9]}) + "\n" for i, r in enumerate(rows)))
+    run_dir = tmp_path / "run"
+    train(dataset, run_dir, iterations=1, **{"train.min_color_count": 1})
+    assert read_checkpoint(run_dir / "checkpoints" / "latest.pt")["meta"]["conditions"]["eyes"] == many_eyes
+    assert grid_rows(run_dir / "samples" / "step_000001.png").shape[:2] == (len(HAIR), 9)
+
+
 def test_acgan_on_a_dataset_without_colours_is_a_one_line_error(tiny_dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exited:
