@@ -55,8 +55,13 @@ def generate(obj: AniganContext, out: Path, posts, seed) -> None:
     """Write every post's file, posts.json and ground_truth.jsonl to OUT (to look at them)."""
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
     site = generate_site(params.seed, params.posts)
+    names = {f"{post.post_id:05d}-{post.kind}.{post.ext}" for post in site.posts}
     for post in site.posts:
         atomic_write_bytes(out / "files" / f"{post.post_id:05d}-{post.kind}.{post.ext}", post.data)
+    # files an earlier, larger or other-seeded run left would read as posts of this site
+    for old in (out / "files").glob("[0-9][0-9][0-9][0-9][0-9]-*"):
+        if old.name not in names:
+            old.unlink()
     described = [
         {"id": p.post_id, "kind": p.kind, "md5": p.md5, "ext": p.ext, "width": p.width, "height": p.height,
          "tags": list(p.tags), "rating": p.rating, "duplicate_of": p.duplicate_of, "forbidden": p.forbidden}

@@ -46,6 +46,17 @@ def test_generate_takes_the_seed_from_an_override(tmp_path):
     assert truth == generate_site(seed=7, posts=3).ground_truth()
 
 
+def test_generate_into_a_folder_of_an_earlier_run_leaves_only_this_site(tmp_path):
+    for posts in ("6", "3"):
+        result = CliRunner().invoke(cli, ["demo-site", "generate", str(tmp_path), "--posts", posts], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    (tmp_path / "files" / "notes.txt").write_text("mine")  # not a post file: left alone
+    CliRunner().invoke(cli, ["demo-site", "generate", str(tmp_path), "--posts", "3"], catch_exceptions=False)
+    site = generate_site(seed=0, posts=3)
+    expected = {f"{p.post_id:05d}-{p.kind}.{p.ext}" for p in site.posts} | {"notes.txt"}
+    assert {p.name for p in (tmp_path / "files").iterdir()} == expected
+
+
 def test_serve_refuses_negative_fault_counts():
     result = CliRunner().invoke(cli, ["demo-site", "serve", "--error-every", "-2"])
     assert result.exit_code == 2 and "--error-every" in result.output
