@@ -104,9 +104,14 @@ def load_color_labels(dataset_dir: str | Path, count: int, min_count: int) -> Co
     return ColorLabels(conditions, label_rows(rows, conditions))
 
 
+def color_word(color: str) -> str:
+    """A colour as typed (" Blue") in the vocabulary's spelling ("blue")."""
+    return color.strip().lower()
+
+
 def _index_of(conditions: Conditions, name: str, color: str) -> int:
     names = conditions[name]
-    wanted = color.strip().lower()
+    wanted = color_word(color)
     if wanted not in names:
         raise UserError(f"{name} colour {color!r}: this checkpoint knows {', '.join(names)}")
     return names.index(wanted)

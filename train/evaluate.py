@@ -23,7 +23,7 @@ from anigan.params import Params
 from train.charts import read_dvclive_series
 from train.checkpoint import LATEST, load_discriminator, load_generator, resolve_checkpoint
 from train.condition_accuracy import ConditionAccuracy, index_labels, score_conditions
-from train.conditions import conditions_of, encode_conditions
+from train.conditions import conditions_of
 from train.data import load_images
 from train.face_rate import face_rate
 from train.memorization import memorization
@@ -39,7 +39,7 @@ from train.models import init_weights
 from train.overfitting import overfitting_gap, subset
 from train.report import NearestPair, ReportInputs, render_report
 from train.runtime import pick_device
-from train.samples import fixed_noise, generate
+from train.samples import face_inputs, generate
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,7 @@ def run_evaluate(params: Params) -> EvaluateSummary:
     out_dir = Path(params.paths.evaluate_run)
 
     # An ACGAN is asked for colours drawn uniformly from its vocabularies (None for a DCGAN).
-    labels = encode_conditions(meta, None, None, p.num_samples, p.seed)
-    noise = fixed_noise(p.num_samples, meta["nz"], p.seed)
+    noise, labels = face_inputs(meta, p.num_samples, p.seed)
     samples = generate(generator, noise, device, p.batch_size, labels=labels)
     # Real sets are capped at num_samples where a metric compares counts (face rate, MS-SSIM, D).
     test_capped = np.asarray(test[subset(len(test), p.num_samples, p.seed)])

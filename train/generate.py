@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anigan.errors import UserError
 from train.checkpoint import load_generator, resolve_checkpoint
+from train.conditions import color_word
 from train.runtime import pick_device
 from train.samples import draw_faces, image_grid, write_png
 
@@ -83,6 +84,6 @@ def run_generate(
         grid=str(grid) if grid is not None else None,
         folder=str(folder) if folder is not None else None,
         model=meta["model"],
-        hair=hair.strip().lower() if hair is not None else None,
-        eyes=eyes.strip().lower() if eyes is not None else None,
+        hair=color_word(hair) if hair is not None else None,
+        eyes=color_word(eyes) if eyes is not None else None,
     )

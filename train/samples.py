@@ -49,6 +49,17 @@ def generate(
     return np.concatenate(out) if out else np.zeros((0, 0, 0, 3), np.uint8)
 
 
+def face_inputs(
+    meta: dict, count: int, seed: int, hair: str | None = None, eyes: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(noise, labels) for `count` faces seeded by `seed`: labels None for a DCGAN, else the colours asked (None: drawn uniformly).
+
+    Both are drawn on the CPU, so a seed gives the same faces on any device. An unknown colour,
+    or a colour asked of a DCGAN, is a UserError (train.conditions.encode_conditions).
+    """
+    return fixed_noise(count, meta["nz"], seed), encode_conditions(meta, hair, eyes, count, seed)
+
+
 def draw_faces(
     generator: nn.Module,
     meta: dict,
@@ -60,13 +71,9 @@ def draw_faces(
     eyes: str | None = None,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """`count` faces from the noise seeded by `seed`; an ACGAN is asked for `hair`/`eyes` (None: drawn uniformly).
-
-    The noise and colours are drawn on the CPU, so a seed gives the same faces on any device. An
-    unknown colour, or a colour asked of a DCGAN, is a UserError (train.conditions.encode_conditions).
-    """
-    labels = encode_conditions(meta, hair, eyes, count, seed)
-    return generate(generator, fixed_noise(count, meta["nz"], seed), device, batch_size, labels=labels)
+    """`count` faces from the inputs `face_inputs` draws for `seed`, `hair` and `eyes`."""
+    noise, labels = face_inputs(meta, count, seed, hair, eyes)
+    return generate(generator, noise, device, batch_size, labels=labels)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) -> np.ndarray:
