@@ -127,10 +127,11 @@ class DamagedManifest(UserError, ValueError):
 
 def _record(path: Path, number: int, line: str) -> dict:
     """One manifest line as a dict; a damaged line raises DamagedManifest naming the file and line."""
+    fix = "the file is damaged: remove the line or rerun the stage that wrote it"
     try:
         record = json.loads(line)
     except ValueError as e:
-        raise DamagedManifest(f"{path}:{number}: not a JSON line ({e}); the file is damaged: remove the line or rerun the stage that wrote it") from None
+        raise DamagedManifest(f"{path}:{number}: not a JSON line ({e}); {fix}") from None
     if not isinstance(record, dict):
-        raise DamagedManifest(f"{path}:{number}: a JSON {type(record).__name__}, not an object; the file is damaged: remove the line or rerun the stage that wrote it")
+        raise DamagedManifest(f"{path}:{number}: a JSON {type(record).__name__}, not an object; {fix}")
     return record
