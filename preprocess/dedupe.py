@@ -142,8 +142,11 @@ def load_hash_cache(path: Path, key: str = "face_id") -> dict[str, FaceHash]:
     cache = {}
     for record in read_jsonl(path, missing_ok=True):
         if record.get("hash") == HASH_VERSION and key in record:
-            width, height = record.get("size") or (0, 0)
-            cache[record[key]] = FaceHash(record["file_sha256"], from_hex(record["phash"]), record["pixel_sha256"], width, height)
+            try:
+                width, height = record.get("size") or (0, 0)
+                cache[record[key]] = FaceHash(record["file_sha256"], from_hex(record["phash"]), record["pixel_sha256"], width, height)
+            except (KeyError, TypeError, ValueError):
+                continue  # a damaged cache line: that file is simply hashed again
     return cache
 
 

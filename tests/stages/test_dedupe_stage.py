@@ -112,6 +112,21 @@ def test_a_rerun_reuses_hashes_and_writes_the_same_files(planted):
     assert {p.name: p.read_bytes() for p in (root / "dedup").iterdir()} == outputs
 
 
+def test_damaged_hash_cache_records_are_hashed_again(planted):
+    root, faces, _ = planted
+    params = params_for(root)
+    run_dedupe(params)
+    expected = (root / "dedup" / "manifest.jsonl").read_bytes()
+    cache = root / "dedup" / "hashes.jsonl"
+    records = [json.loads(line) for line in cache.read_text().splitlines()]
+    del records[0]["file_sha256"]
+    records[1]["size"] = "wide"
+    records[2]["phash"] = "not hex"
+    cache.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run_dedupe(params).hashes_reused == len(faces) - 3
+    assert (root / "dedup" / "manifest.jsonl").read_bytes() == expected
+
+
 def test_a_killed_run_resumes_from_its_hash_cache(planted, monkeypatch):
     root, faces, _ = planted
     params = params_for(root)
