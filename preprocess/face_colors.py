@@ -79,6 +79,25 @@ def iris_color(eye: np.ndarray) -> tuple[int, int, int] | None:
     return tuple(int(round(v)) for v in np.median(iris, axis=0))  # type: ignore[return-value]
 
 
+def hair_color(region: np.ndarray, skin: np.ndarray) -> tuple[int, int, int] | None:
+    """The colour of the hair from the RGB pixels above the eyes, or None for an empty region.
+
+    Above the eyes lie the bangs and the top of the head, and some forehead. Pixels close to
+    `skin` (the median of the cheeks) are set aside; of the rest, the commonest colour (counted
+    in coarse bins, since hair is drawn in large fills with some shading) gives the median of its
+    bin. With almost no pixels left (hair the colour of skin), all of them count.
+    """
+    pixels = np.asarray(region, dtype=np.int64).reshape(-1, 3)
+    if pixels.size == 0:
+        return None
+    if np.asarray(skin).size == 3:
+        away = pixels[np.abs(pixels - np.asarray(skin, dtype=np.int64)).sum(axis=1) > 60]
+        pixels = away if len(away) >= 10 else pixels
+    _, bins, counts = np.unique(pixels // 24, axis=0, return_inverse=True, return_counts=True)
+    commonest = pixels[bins.ravel() == np.argmax(counts)]
+    return tuple(int(round(v)) for v in np.median(commonest, axis=0))  # type: ignore[return-value]
+
+
 def _tagged(tags: Iterable[str], suffix: str, vocabulary: dict, synonyms: dict[str, str]) -> str | None:
     found = set()
     for tag in tags:

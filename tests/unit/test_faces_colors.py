@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_from_tags, iris_color, nearest_color
+from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_color, hair_from_tags, iris_color, nearest_color
 
 
 @pytest.mark.parametrize("palette", [HAIR_COLORS, EYE_COLORS])
@@ -72,3 +72,16 @@ def test_iris_colour_is_read_past_pupil_lashes_highlight_and_skin(word):
 def test_iris_colour_of_grey_eyes_and_of_nothing():
     assert iris_color(_eye((90, 90, 95))) is not None
     assert iris_color(np.zeros((0, 3), np.uint8)) is None
+
+
+def test_hair_colour_is_the_commonest_colour_above_the_eyes_that_is_not_skin():
+    skin = np.array([250, 220, 190])
+    region = np.zeros((20, 30, 3), np.uint8)
+    region[:] = skin  # forehead
+    region[:12] = (60, 100, 205)  # bangs, the bigger fill
+    region[:3, :10] = (30, 50, 120)  # shading in the hair
+    rgb = hair_color(region, skin)
+    assert nearest_color(rgb, HAIR_COLORS) == "blue"
+    assert hair_color(np.zeros((0, 0, 3), np.uint8), skin) is None
+    # hair the colour of the skin: nothing is set aside, the commonest colour still wins
+    assert hair_color(np.full((5, 5, 3), skin, np.uint8), skin) == tuple(skin)
