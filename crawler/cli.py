@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from anigan.cli import AniganContext, pass_anigan
+from anigan.command import AniganContext, pass_anigan
 from anigan.params.crawl import SOURCES
 from anigan.progress import progress_bar
 from crawler.crawl import CrawlSummary, Progress, run_crawl
@@ -20,10 +20,14 @@ def _log_level() -> str:
     return "DEBUG" if level <= logging.DEBUG else "INFO" if level <= logging.INFO else "WARNING"
 
 
+# Exit code of a crawl that stopped early on failures a rerun may fix (0: finished or at the limit;
+# 2: a configuration error, one line; 130: interrupted).
+INCOMPLETE = 1
+
 STOPPED = {
     "finished": "finished",
     "limit": "reached the limit",
-    "incomplete": "stopped at a listing page that failed",
+    "incomplete": "stopped early, incomplete",
     "interrupted": "interrupted",
     "killed": "killed",
     "nothing_to_do": "nothing to do",
@@ -49,7 +53,12 @@ def format_summary(summary: CrawlSummary) -> list[str]:
     if summary.dropped:
         lines.append("dropped from an earlier run for the current params: " + ", ".join(f"{n} {k}" for k, n in summary.dropped.items()))
     if summary.failed_pages:
-        lines.append(f"{len(summary.failed_pages)} listing page(s) failed after every retry; run again to continue")
+        lines.append(
+            f"stopped early: {len(summary.failed_pages)} listing page(s) failed after every retry "
+            "(server or network errors); run the same command again to resume from there"
+        )
+    if summary.cut_short:
+        lines.append(f"incomplete: the site's listing was cut short ({summary.cut_short})")
     if summary.stopped == "interrupted":
         lines.append("stopped early: run the same command again to resume")
     lines.append(f"manifest {summary.output}/{MANIFEST}, summary {summary.output}/{SUMMARY}")
@@ -73,6 +82,8 @@ def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency
 
     Polite by default (robots.txt, one site's domains, AutoThrottle, Retry-After). Ctrl-C stops
     gracefully; running the same command again resumes without fetching anything twice.
+    Exit codes: 0 finished or at the limit, 1 stopped early (run again to resume), 2 a
+    configuration error (robots.txt, credentials, params), 130 interrupted.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
@@ -108,3 +119,6 @@ def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency
         click.echo(line)
     if summary.stopped == "interrupted":
         sys.exit(130)
+    if summary.stopped == "incomplete":
+        # Not done: a pipeline must stop here rather than go on with part of the data.
+        sys.exit(INCOMPLETE)

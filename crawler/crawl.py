@@ -65,11 +65,12 @@ class CrawlSummary:
     rejected: dict[str, int]  # rejects.jsonl by reason (every run's)
     rejected_now: int  # posts refused by this run
     skipped: dict[str, int]  # posts this run did not download, by reason
-    stopped: str  # finished | limit | incomplete (a listing page failed) | interrupted | killed | failed | nothing_to_do
+    stopped: str  # finished | limit | incomplete (a listing page failed or was cut short) | interrupted | killed | failed | config_error | nothing_to_do
     seconds: float
     output: str
     limit: int
     failed_pages: tuple[str, ...] = ()
+    cut_short: str | None = None  # why the site's listing ended before its reported end
     dropped: dict[str, int] = field(default_factory=dict)  # manifest lines dropped by reconcile
     started_over: bool = False
     requests: int = 0
@@ -223,14 +224,19 @@ class CrawlRun:
             self.process.stdout.close()
         if self.stopped is None:
             reason = self.done.get("done")
-            if code == 0 and reason in ("finished", "limit"):
-                self.stopped = "incomplete" if self.done.get("failed_pages") else reason
+            if code == 0 and reason == "config_error" and self.done.get("config_error"):
+                self.stopped = "config_error"
+            elif code == 0 and reason in ("finished", "limit"):
+                cut = self.done.get("failed_pages") or self.done.get("cut_short")
+                self.stopped = "incomplete" if cut and reason == "finished" else reason
             elif code == 0 and reason == "shutdown":
                 self.stopped = "interrupted"
             else:
                 self.stopped = "failed"
         summary = self.summary(self.stopped)
         self._write_summary(summary)
+        if self.stopped == "config_error":
+            raise UserError(self.done["config_error"])
         if self.stopped == "failed":
             raise UserError(f"the crawler process failed (exit code {code}); see the log above. What was kept is in {self.folder.root}")
         return summary
@@ -254,6 +260,7 @@ class CrawlRun:
             output=str(self.folder.root),
             limit=cp.limit,
             failed_pages=tuple(self.done.get("failed_pages", ())),
+            cut_short=self.done.get("cut_short"),
             dropped=dict(self.reconciled.dropped),
             started_over=self.reconciled.started_over,
             requests=self.done.get("requests", 0),

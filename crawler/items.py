@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 PERMANENT_REASONS = ("empty", "not_image", "truncated", "corrupt", "md5_mismatch", "robots", "offsite", "http_error")
 # Decided by crawl params: examined again when those params change.
 FILTER_REASONS = ("too_small", "too_many_pixels", "too_many_bytes")
-# Worth another try on the next run: the server or the network failed after every retry.
-TRANSIENT_REASONS = ("server_error", "rate_limited", "download_failed")
+# Worth another try on the next run: the server or the network failed after every retry, or a
+# CDN answered 403 (a challenge page, a hotlink guard): what it refuses today it may serve tomorrow.
+TRANSIENT_REASONS = ("server_error", "rate_limited", "download_failed", "forbidden")
 REJECT_REASONS = PERMANENT_REASONS + FILTER_REASONS + TRANSIENT_REASONS
 
 
@@ -48,6 +49,9 @@ class ListingPage:
     entries: int
     lowest_id: int | None
     problems: tuple[tuple[int | None, str], ...] = field(default=())  # (post id, why it was unreadable)
+    # Set when the site says it holds more results than it returned (Gelbooru's depth cap):
+    # the listing cannot go on, and the crawl must not call itself finished.
+    cut_short: str | None = None
 
 
 @dataclass

@@ -1,70 +1,70 @@
 """What one crawler process is told to do: the crawl params resolved to a site, as plain JSON.
 
 The parent (`crawler.crawl`) resolves the source to a dialect, address and domains (starting the
-demo booru when needed) and hands the job to a fresh `python -m crawler.worker` process.
+demo booru when needed) and hands the job to a fresh `python -m crawler.worker` process. The job
+holds the params section itself, so a new crawl param needs no second declaration here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from anigan.errors import UserError
 from anigan.params.crawl import CrawlParams
-from crawler.adapters import SOURCES
+from crawler.adapters import DIALECTS, SOURCES
 from crawler.adapters.common import host_of
 from crawler.rawfolder import Filters
 from crawler.validate import Limits
 
-# Optional account for sites that give more to logged-in API users (never stored in params.yaml).
+# Optional account for sites that need or reward logged-in API use (never stored in params.yaml,
+# never logged): Danbooru's login, Gelbooru's numeric user id, Moebooru's login.
 LOGIN_ENV = "ANIGAN_BOORU_LOGIN"
+# Danbooru's and Gelbooru's API key, Moebooru's password hash.
 API_KEY_ENV = "ANIGAN_BOORU_API_KEY"
 
 
 @dataclass(frozen=True)
 class CrawlJob:
-    source: str
+    """The crawl params (`crawl`) plus what the parent resolved: the site and the output folder.
+
+    Params fields read through: `job.limit` is `job.crawl.limit`.
+    """
+
+    crawl: CrawlParams
     dialect: str
     base_url: str
-    allowed_domains: tuple[str, ...]
+    allowed_domains: tuple[str, ...]  # the site's own domains and crawl.allowed_domains
     output: str
-    tags: str
-    ratings: tuple[str, ...]
-    min_width: int
-    min_height: int
-    max_pixels: int
-    max_bytes: int
-    limit: int
-    page_size: int
-    concurrency: int
-    download_delay: float
-    autothrottle: bool
-    obey_robots: bool
-    user_agent: str
-    retries: int
-    retry_backoff: float
-    max_retry_wait: float
-    download_timeout: float
-    scheduler: str
-    redis_url: str
-    redis_key: str
-    redis_wait: float
     log_level: str = "WARNING"
     login: str = ""
     api_key: str = ""
 
+    def __getattr__(self, name: str):
+        # Only called for names the job itself lacks: the params' fields.
+        if name == "crawl":
+            raise AttributeError(name)
+        return getattr(self.crawl, name)
+
     @property
     def limits(self) -> Limits:
-        return Limits(self.min_width, self.min_height, self.max_pixels, self.max_bytes)
+        c = self.crawl
+        return Limits(c.min_width, c.min_height, c.max_pixels, c.max_bytes)
 
     @property
     def filters(self) -> Filters:
-        return Filters(self.ratings, self.min_width, self.min_height, self.max_pixels, self.max_bytes)
+        c = self.crawl
+        return Filters(c.ratings, c.min_width, c.min_height, c.max_pixels, c.max_bytes)
 
     @property
     def credentials(self) -> dict[str, str]:
         return {"login": self.login, "api_key": self.api_key}
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The strings no log line, report or manifest may show."""
+        return tuple(s for s in (self.login, self.api_key) if s)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -72,9 +72,11 @@ class CrawlJob:
     @classmethod
     def from_json(cls, text: str) -> "CrawlJob":
         data = json.loads(text)
-        names = {f.name for f in fields(cls)}
-        data = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-        return cls(**data)
+        tuples = lambda d: {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}  # noqa: E731
+        names = {f.name for f in fields(CrawlParams)}
+        crawl = CrawlParams(**{k: v for k, v in tuples(data.pop("crawl")).items() if k in names})
+        own = {f.name for f in fields(cls)}
+        return cls(crawl=crawl, **{k: v for k, v in tuples(data).items() if k in own})
 
 
 def site_domains(source: str, base_url: str, extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -86,40 +88,31 @@ def site_domains(source: str, base_url: str, extra: tuple[str, ...]) -> tuple[st
     return tuple(dict.fromkeys(d for d in domains if d))
 
 
-def make_job(params: CrawlParams, output: str, base_url: str | None = None, log_level: str = "WARNING") -> CrawlJob:
+def account(dialect: str, environ: dict[str, str]) -> tuple[str, str]:
+    """(login, api key) from the environment: both or neither, and a numeric user id for Gelbooru."""
+    login, key = environ.get(LOGIN_ENV, "").strip(), environ.get(API_KEY_ENV, "").strip()
+    if bool(login) != bool(key):
+        given, missing = (LOGIN_ENV, API_KEY_ENV) if login else (API_KEY_ENV, LOGIN_ENV)
+        raise UserError(f"{given} is set but {missing} is not: the site takes both or neither; {DIALECTS[dialect].account_hint}")
+    if login and dialect == "gelbooru" and not login.isdigit():
+        raise UserError(f"{LOGIN_ENV} must be your numeric Gelbooru user id, not a name; {DIALECTS[dialect].account_hint}")
+    return login, key
+
+
+def make_job(params: CrawlParams, output: str, base_url: str | None = None, log_level: str = "WARNING", environ: dict[str, str] | None = None) -> CrawlJob:
     """Resolve crawl params to a job; `base_url` is the running demo booru's address for source demo."""
     source = SOURCES[params.source]
     url = (base_url or params.base_url or source.base_url or "").rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise UserError(f"crawl.base_url = {url!r}: must be an http:// or https:// address of a {source.dialect} API")
+    login, api_key = account(source.dialect, dict(os.environ) if environ is None else environ)
     return CrawlJob(
-        source=params.source,
+        crawl=replace(params, tags=" ".join(params.tags.split())),
         dialect=source.dialect,
         base_url=url,
         allowed_domains=site_domains(params.source, url, params.allowed_domains),
         output=output,
-        tags=" ".join(params.tags.split()),
-        ratings=params.ratings,
-        min_width=params.min_width,
-        min_height=params.min_height,
-        max_pixels=params.max_pixels,
-        max_bytes=params.max_bytes,
-        limit=params.limit,
-        page_size=params.page_size,
-        concurrency=params.concurrency,
-        download_delay=params.download_delay,
-        autothrottle=params.autothrottle,
-        obey_robots=params.obey_robots,
-        user_agent=params.user_agent,
-        retries=params.retries,
-        retry_backoff=params.retry_backoff,
-        max_retry_wait=params.max_retry_wait,
-        download_timeout=params.download_timeout,
-        scheduler=params.scheduler,
-        redis_url=params.redis_url,
-        redis_key=params.redis_key,
-        redis_wait=params.redis_wait,
         log_level=log_level,
-        login=os.environ.get(LOGIN_ENV, ""),
-        api_key=os.environ.get(API_KEY_ENV, ""),
+        login=login,
+        api_key=api_key,
     )

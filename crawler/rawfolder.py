@@ -5,6 +5,7 @@
     rejects.jsonl                        one line per refused post: reason and detail
     crawl.json                           the summary: counts (DVC metrics)
     crawl_state.json                     what was crawled (source, site, tags) with which filters
+    listing.json                         where the listing walk reached, to resume from (crawler.walk)
     ground_truth.jsonl                   the demo booru's truth about its posts (source demo only)
 
 Files are written under a temporary name and renamed, and manifest lines are appended whole and
@@ -32,6 +33,7 @@ REJECTS = "rejects.jsonl"
 SUMMARY = "crawl.json"
 STATE = "crawl_state.json"
 GROUND_TRUTH = "ground_truth.jsonl"
+WALK = "listing.json"
 
 
 def post_key(record: dict) -> str:
@@ -145,6 +147,7 @@ class RawFolder:
         self.summary = self.root / SUMMARY
         self.state = self.root / STATE
         self.ground_truth = self.root / GROUND_TRUTH
+        self.walk = self.root / WALK
 
     def image_path(self, image_id: str, ext: str) -> Path:
         return self.images / image_id[:2] / f"{image_id}.{ext}"
@@ -190,7 +193,7 @@ class RawFolder:
     def clear(self) -> None:
         """Remove everything a crawl wrote here (and nothing else)."""
         shutil.rmtree(self.images, ignore_errors=True)
-        for path in (self.manifest, self.rejects, self.summary, self.state, self.ground_truth):
+        for path in (self.manifest, self.rejects, self.summary, self.state, self.ground_truth, self.walk):
             path.unlink(missing_ok=True)
 
     def prepare(self, query: dict, filters: Filters, limit: int) -> Reconciled:
@@ -244,6 +247,7 @@ class Ledger:
         self.limit = limit
         self.decided: set[str] = {post_key(r) for r in manifest} | {post_key(r) for r in rejects}
         self.images: set[str] = {r["image_id"] for r in manifest}
+        self.retry_later: set[str] = set()  # refused for now (transient): a later run tries again
 
     def known(self, key: str) -> bool:
         return key in self.decided
@@ -265,3 +269,9 @@ class Ledger:
 
     def rejected(self, record: dict) -> None:
         self.decided.add(post_key(record))
+        if record.get("reason") in TRANSIENT_REASONS:
+            self.retry_later.add(post_key(record))
+
+    def settled(self, key: str) -> bool:
+        """Whether a post's outcome is recorded for good (kept, or refused for a lasting reason)."""
+        return key in self.decided and key not in self.retry_later

@@ -17,6 +17,7 @@ import threading
 from scrapy.crawler import CrawlerProcess
 
 from crawler.job import CrawlJob
+from crawler.redact import redact_records
 from crawler.settings import build_settings
 from crawler.spider import BooruSpider
 
@@ -31,6 +32,7 @@ def _stop_when_parent_goes() -> None:
 
 def main() -> int:
     job = CrawlJob.from_json(sys.stdin.readline())
+    redact_records(job.secrets)
     # stdout carries progress only; anything else printed goes to stderr.
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -51,13 +53,15 @@ def main() -> int:
             "done": reason,
             "skipped": {k.split("/", 2)[2]: v for k, v in stats.items() if k.startswith("anigan/skipped/")},
             "failed_pages": list(getattr(spider, "failed_pages", [])),
+            "config_error": getattr(spider, "config_error", None),
+            "cut_short": getattr(spider, "cut_short", None),
             "retries": stats.get("retry/count", 0),
             "retry_wait_seconds": round(stats.get("anigan/retry_wait_seconds", 0.0), 3),
             "requests": stats.get("downloader/request_count", 0),
         }
     )
     events.close()
-    return 0 if reason in ("finished", "limit", "shutdown") else FAILED
+    return 0 if reason in ("finished", "limit", "shutdown", "config_error") else FAILED
 
 
 if __name__ == "__main__":

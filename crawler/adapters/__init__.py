@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from anigan.params.crawl import SITES
 from crawler.adapters import danbooru, gelbooru, moebooru
 from crawler.items import ListingPage
 
@@ -26,6 +27,9 @@ class Dialect(Protocol):
     def parse_page(self, base_url: str, source: str, data: Any) -> ListingPage: ...
 
     def next_cursor(self, cursor: Cursor, page: ListingPage) -> Cursor | None: ...
+
+    # What to tell a user whose credentials the site refused.
+    account_hint: str
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -45,6 +49,7 @@ class Source:
     domains: tuple[str, ...]
 
 
+# Keyed by the source names the params declare (anigan.params.crawl.SITES), checked below.
 SOURCES: dict[str, Source] = {
     # The demo booru speaks every dialect; the crawler talks Danbooru to it.
     "demo": Source("demo", "danbooru", None, ()),
@@ -54,3 +59,6 @@ SOURCES: dict[str, Source] = {
     "konachan": Source("konachan", "moebooru", "https://konachan.com", ("konachan.com",)),
     "yandere": Source("yandere", "moebooru", "https://yande.re", ("yande.re",)),
 }
+
+if set(SOURCES) != set(SITES):
+    raise RuntimeError(f"crawler.adapters.SOURCES names {sorted(SOURCES)}, the params declare {sorted(SITES)}: keep them the same")

@@ -14,6 +14,7 @@ RATINGS = {"g": "general", "s": "sensitive", "q": "questionable", "e": "explicit
 
 class Danbooru:
     name = "danbooru"
+    account_hint = "set ANIGAN_BOORU_LOGIN to your login and ANIGAN_BOORU_API_KEY to an API key from your profile page"
 
     def first_cursor(self) -> str:
         return "1"

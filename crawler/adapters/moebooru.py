@@ -17,6 +17,7 @@ RATINGS = {"s": "general", "q": "questionable", "e": "explicit"}
 
 class Moebooru:
     name = "moebooru"
+    account_hint = "set ANIGAN_BOORU_LOGIN to your login and ANIGAN_BOORU_API_KEY to your password hash"
 
     def first_cursor(self) -> int:
         return 1

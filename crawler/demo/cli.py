@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from anigan.cli import AniganContext, pass_anigan
+from anigan.command import AniganContext, pass_anigan
 from anigan.files import atomic_write_bytes, write_json, write_jsonl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import LOOPBACK, DemoBooru, Faults

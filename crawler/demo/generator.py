@@ -47,6 +47,7 @@ POSTS_FOR_ALL_EDGE_CASES = 40
 # floor) in the copy resized to 75 %, so every planted copy can be found and grouped.
 COPY_FACE_SIDE = 64
 BOMB_SIDE = 40_000
+COPYRIGHT_TAG = "anigan's_demo_girls"
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif"}
 
 
@@ -191,6 +192,9 @@ def scene_tags(scene: Scene) -> tuple[str, ...]:
             tags.add("portrait")
     else:
         tags.update({f"{n}girls", "multiple_girls"})
+    if n:
+        # A copyright tag with an apostrophe, as real ones have (Gelbooru sends it escaped).
+        tags.add(COPYRIGHT_TAG)
     for f in scene.faces:
         tags.update({f"{f.hair_color}_hair", f"{f.eye_color}_eyes"})
     return tuple(sorted(tags))

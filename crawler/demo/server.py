@@ -21,6 +21,14 @@ from crawler.demo.generator import DemoPost, DemoSite
 
 FORBIDDEN_PREFIX = "/forbidden/"
 ROBOTS_TXT = "User-agent: *\nDisallow: /forbidden/\n"
+# Danbooru's robots.txt keeps every agent off the site and its JSON: its API is for programs with
+# an account, which are expected to decide for themselves.
+DANBOORU_ROBOTS_TXT = "User-agent: *\nDisallow: /\nDisallow: /*.json\n"
+# What the real sites answer a listing without the credentials they require.
+UNAUTHORIZED = {
+    "danbooru": {"success": False, "error": "SessionLoader::AuthenticationFailure", "message": "Invalid API key"},
+    "gelbooru": "Missing authentication. Go to api access credentials on your account settings page to get your api_key and user_id.",
+}
 
 # How each dialect spells ratings.
 DANBOORU_RATINGS = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
@@ -44,6 +52,55 @@ class Faults:
     retry_after: int = 1
     error_every: int = 0
     delay: float = 0.0
+    challenge_every: int = 0  # every Nth file request gets 403 and a challenge page, as a CDN does
+
+
+CHALLENGE_PAGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking your browser</body></html>"
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """How a real site differs from the friendly default, for tests that must read like the site.
+
+    `robots_txt` replaces the demo's; `credentials` (dialect -> {query parameter: value}) are
+    required on that dialect's listing, which answers 401 without them; `depth_cap`: Gelbooru's
+    results window (an answer reaching past it has no "post" key); `page_caps`: the most posts
+    per request per dialect (larger `limit`s get this many); `hide_file_every`: every Nth post is
+    listed without `file_url` (restricted posts); `video_every`/`zip_every`: every Nth post is
+    listed as an mp4 or a zip (ugoira) whose file is not served as an image.
+    """
+
+    robots_txt: str = ROBOTS_TXT
+    credentials: dict[str, dict[str, str]] | None = None
+    depth_cap: int = 20_000
+    page_caps: tuple[tuple[str, int], ...] = (("danbooru", 200), ("gelbooru", 1000), ("moebooru", 100))
+    hide_file_every: int = 0
+    video_every: int = 0
+    zip_every: int = 0
+
+    def page_cap(self, dialect: str) -> int:
+        return dict(self.page_caps)[dialect]
+
+
+# The account the demo's gelbooru.com accepts (as real accounts are: a numeric id and a key).
+DEMO_USER_ID = "4242"
+DEMO_API_KEY = "c0ffee5ecret0key"
+
+# The public sites as the crawler meets them (the demo's posts behind each site's rules).
+LIKE = {
+    "danbooru.donmai.us": Quirks(robots_txt=DANBOORU_ROBOTS_TXT, hide_file_every=9, video_every=11, zip_every=13),
+    "gelbooru.com": Quirks(
+        credentials={"gelbooru": {"user_id": DEMO_USER_ID, "api_key": DEMO_API_KEY}},
+        page_caps=(("danbooru", 200), ("gelbooru", 100), ("moebooru", 100)),
+    ),
+    "safebooru.org": Quirks(),
+    "yande.re": Quirks(),
+}
+
+
+def escape_tag(tag: str) -> str:
+    """A tag as Gelbooru sends it: HTML-escaped, apostrophes as &#039;."""
+    return tag.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#039;")
 
 
 # Moebooru's "s" is "safe": everything not questionable or explicit.
@@ -84,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         booru: DemoBooru = self.server.context  # type: ignore[attr-defined]
         url = urlsplit(self.path)
-        number = booru._count(url.path)
+        number = booru._count(url.path, self.path)
         faults = booru.faults
         if faults.delay:
             time.sleep(faults.delay)
@@ -99,12 +156,24 @@ class _Handler(BaseHTTPRequestHandler):
             "/post.json": booru.moebooru_posts,
         }.get(url.path)
         if route is not None:
+            dialect = {"/posts.json": "danbooru", "/index.php": "gelbooru", "/post.json": "moebooru"}[url.path]
+            if not booru.authorized(dialect, query):
+                refusal = UNAUTHORIZED.get(dialect, "401 Unauthorized")
+                if isinstance(refusal, dict):
+                    return self._send(401, json.dumps(refusal).encode(), "application/json")
+                return self._send(401, refusal.encode(), "text/plain")
             body = route(query)
             if body is None:
                 return self._send(400, b"bad request\n", "text/plain")
             return self._send(200, json.dumps(body).encode(), "application/json")
         if url.path == "/robots.txt":
-            return self._send(200, ROBOTS_TXT.encode(), "text/plain")
+            return self._send(200, booru.quirks.robots_txt.encode(), "text/plain")
+        if faults.challenge_every and url.path.startswith("/images/"):
+            with booru._lock:
+                booru._file_requests += 1
+                challenged = booru._file_requests % faults.challenge_every == 0
+            if challenged:
+                return self._send(403, CHALLENGE_PAGE, "text/html")
         if url.path == "/anigan/ground_truth.jsonl":
             lines = "".join(json.dumps(r) + "\n" for r in booru.site.ground_truth())
             return self._send(200, lines.encode(), "application/x-ndjson")
@@ -130,14 +199,18 @@ class _Handler(BaseHTTPRequestHandler):
 class DemoBooru:
     """A running demo booru for `site`, bound to loopback; use as a context manager or start()/stop()."""
 
-    def __init__(self, site: DemoSite, host: str = LOOPBACK, faults: Faults | None = None, *, port: int = 0) -> None:
+    def __init__(self, site: DemoSite, host: str = LOOPBACK, faults: Faults | None = None, *, port: int = 0, quirks: Quirks | None = None) -> None:
         if not is_loopback(host):
             raise ValueError(f"the demo booru binds to loopback only, not {host!r}")
         self.site = site
         self.faults = faults or Faults()
+        self.quirks = quirks or Quirks()
         self.requests: collections.Counter[str] = collections.Counter()
+        # Every listing request in full (path and query), in arrival order.
+        self.listings: list[str] = []
         self._lock = threading.Lock()
         self._total = 0
+        self._file_requests = 0
         self._files = {self.file_path(p): p for p in site.posts}
         self._newest_first = sorted(site.posts, key=lambda p: p.post_id, reverse=True)
         self._http = LocalServer(_Handler, self, host, port, name="demo-booru")
@@ -162,11 +235,29 @@ class DemoBooru:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _count(self, path: str) -> int:
+    def _count(self, path: str, target: str = "") -> int:
         with self._lock:
             self._total += 1
             self.requests[path] += 1
+            if path in ("/posts.json", "/index.php", "/post.json"):
+                self.listings.append(target or path)
             return self._total
+
+    def authorized(self, dialect: str, query: dict[str, str]) -> bool:
+        """Whether a listing request carries the credentials this site requires (if any)."""
+        wanted = (self.quirks.credentials or {}).get(dialect)
+        return not wanted or all(query.get(k) == v for k, v in wanted.items())
+
+    def _listed(self, post: DemoPost, record: dict, ext_key: str | None) -> dict:
+        """A listing record with the site's oddities: hidden files, video and zip posts."""
+        q = self.quirks
+        if q.hide_file_every and post.post_id % q.hide_file_every == 0:
+            return {k: v for k, v in record.items() if k != "file_url"}
+        for every, ext in ((q.video_every, "mp4"), (q.zip_every, "zip")):
+            if every and post.post_id % every == 0:
+                record = record | {"file_url": f"{self.url}/data/{post.md5}.{ext}"}
+                return record | ({ext_key: ext} if ext_key else {})
+        return record
 
     @staticmethod
     def file_path(post: DemoPost) -> str:
@@ -184,7 +275,7 @@ class DemoBooru:
 
     def danbooru_posts(self, q: dict[str, str]) -> list[dict] | None:
         """GET /posts.json?tags=&page=&limit=: page is 1-based, or b<id> / a<id> as on Danbooru."""
-        limit = _int(q.get("limit"), 20, 1, 200)
+        limit = _int(q.get("limit"), 20, 1, self.quirks.page_cap("danbooru"))
         posts = self._select(q.get("tags", ""))
         page = q.get("page", "1") or "1"
         if page[0] in "ab" and page[1:].isdigit():
@@ -197,7 +288,7 @@ class DemoBooru:
             start = (_int(page, 1, 1, 10**6) - 1) * limit
             chosen = posts[start : start + limit]
         return [
-            self._common(p)
+            self._listed(p, self._common(p)
             | {
                 "file_ext": p.ext,
                 "file_size": len(p.data),
@@ -206,7 +297,7 @@ class DemoBooru:
                 "tag_string": " ".join(p.tags),
                 "rating": DANBOORU_RATINGS[p.rating],
                 "created_at": f"2026-01-01T00:{p.post_id // 60 % 60:02d}:{p.post_id % 60:02d}.000+00:00",
-            }
+            }, "file_ext")
             for p in chosen
         ]
 
@@ -214,26 +305,37 @@ class DemoBooru:
         """GET /index.php?page=dapi&s=post&q=index&json=1&tags=&pid=&limit=: pid is 0-based."""
         if (q.get("page"), q.get("s"), q.get("q")) != ("dapi", "post", "index"):
             return None
-        limit = _int(q.get("limit"), 100, 1, 1000)
+        limit = _int(q.get("limit"), 100, 1, self.quirks.page_cap("gelbooru"))
         pid = _int(q.get("pid"), 0, 0, 10**6)
-        posts = self._select(q.get("tags", ""))
-        chosen = posts[pid * limit : (pid + 1) * limit]
-        body: dict = {"@attributes": {"limit": limit, "offset": pid * limit, "count": len(posts)}}
+        # `id:<N` (and `id:>N`) bound the ids, as on Gelbooru; the rest is a tag query.
+        terms, below, above = [], None, None
+        for term in q.get("tags", "").split():
+            if term.startswith("id:<") and term[4:].isdigit():
+                below = int(term[4:])
+            elif term.startswith("id:>") and term[4:].isdigit():
+                above = int(term[4:])
+            else:
+                terms.append(term)
+        posts = [p for p in self._select(" ".join(terms)) if (below is None or p.post_id < below) and (above is None or p.post_id > above)]
+        offset = pid * limit
+        # Past the depth cap Gelbooru answers with the count but without posts.
+        chosen = posts[offset : offset + limit] if offset + limit <= self.quirks.depth_cap else []
+        body: dict = {"@attributes": {"limit": limit, "offset": offset, "count": len(posts)}}
         if chosen:  # Gelbooru leaves out "post" when a page is empty
             body["post"] = [
-                self._common(p) | {"width": p.width, "height": p.height, "tags": " ".join(p.tags), "rating": p.rating}
+                self._listed(p, self._common(p) | {"width": p.width, "height": p.height, "tags": " ".join(escape_tag(t) for t in p.tags), "rating": p.rating}, None)
                 for p in chosen
             ]
         return body
 
     def moebooru_posts(self, q: dict[str, str]) -> list[dict] | None:
         """GET /post.json?tags=&page=&limit=: page is 1-based."""
-        limit = _int(q.get("limit"), 16, 1, 100)
+        limit = _int(q.get("limit"), 16, 1, self.quirks.page_cap("moebooru"))
         page = _int(q.get("page"), 1, 1, 10**6)
         posts = self._select(q.get("tags", ""), MOEBOORU_RATING_QUERY)
         chosen = posts[(page - 1) * limit : page * limit]
         return [
-            self._common(p)
+            self._listed(p, self._common(p)
             | {
                 "file_ext": p.ext,
                 "file_size": len(p.data),
@@ -241,6 +343,6 @@ class DemoBooru:
                 "height": p.height,
                 "tags": " ".join(p.tags),
                 "rating": MOEBOORU_RATINGS[p.rating],
-            }
+            }, "file_ext")
             for p in chosen
         ]

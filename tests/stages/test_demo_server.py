@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from crawler.demo.server import DemoBooru, Faults
+from crawler.demo.server import LIKE, DemoBooru, Faults
 
 DANBOORU_FIELDS = {"id", "md5", "file_url", "file_ext", "file_size", "image_width", "image_height", "tag_string", "rating", "created_at"}
 GELBOORU_FIELDS = {"id", "md5", "file_url", "width", "height", "tags", "rating"}
@@ -110,7 +110,9 @@ def test_gelbooru_fields_and_attributes(demo_booru, demo_site):
         post = demo_site.by_id(row["id"])
         assert set(row) == GELBOORU_FIELDS
         assert (row["md5"], row["width"], row["height"], row["rating"]) == (post.md5, post.width, post.height, post.rating)
-        assert row["tags"].split() == list(post.tags)
+        # As on gelbooru.com, tags arrive HTML-escaped: "anigan's_demo_girls" as "anigan&#039;s_demo_girls".
+        assert row["tags"].split() == [t.replace("'", "&#039;") for t in post.tags]
+    assert any("&#039;" in row["tags"] for row in body["post"])
 
 
 def test_gelbooru_pid_is_0_based_and_an_empty_page_has_no_post_key(demo_booru, demo_site):
@@ -301,4 +303,45 @@ def test_binds_an_ephemeral_loopback_port(demo_site):
 
 
 def test_stopping_a_server_that_never_started_returns(demo_site):
-    DemoBooru(demo_site).stop()
+    # Stopped from a thread the test waits on for a bounded time: a stop() that hangs fails here
+    # with a message instead of hanging the suite.
+    import threading
+
+    stopper = threading.Thread(target=DemoBooru(demo_site).stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=30)
+    assert not stopper.is_alive(), "stop() of a server that never started did not return within 30 s"
+
+
+# --- Real sites' quirks -------------------------------------------------------------------------
+
+
+def test_like_danbooru_robots_txt_disallows_the_api_for_every_agent(demo_site):
+    with DemoBooru(demo_site, quirks=LIKE["danbooru.donmai.us"]) as booru:
+        robots = urllib.robotparser.RobotFileParser()
+        robots.parse(fetch(booru.url + "/robots.txt")[2].decode().splitlines())
+        assert not robots.can_fetch("anigan-crawler", booru.url + "/posts.json?tags=1girl")
+        rows = danbooru(booru, limit=200)
+    # Restricted posts come without file_url; video and ugoira (zip) posts are listed too.
+    assert any("file_url" not in r for r in rows)
+    assert {r["file_ext"] for r in rows} >= {"mp4", "zip"}
+
+
+def test_like_gelbooru_requires_user_id_and_api_key(demo_site):
+    from crawler.demo.server import DEMO_API_KEY, DEMO_USER_ID
+
+    with DemoBooru(demo_site, quirks=LIKE["gelbooru.com"]) as booru:
+        status, _, body = fetch(f"{booru.url}/index.php?page=dapi&s=post&q=index&json=1")
+        assert status == 401 and b"api_key" in body
+        ok = gelbooru(booru, user_id=DEMO_USER_ID, api_key=DEMO_API_KEY, limit=1000)
+    assert ok["@attributes"]["limit"] == 100 and len(ok["post"]) == 60  # gelbooru.com serves at most 100 a request
+
+
+def test_gelbooru_depth_cap_and_id_keyset(demo_site):
+    from dataclasses import replace
+
+    with DemoBooru(demo_site, quirks=replace(LIKE["safebooru.org"], depth_cap=25)) as booru:
+        assert "post" not in gelbooru(booru, pid=2, limit=10)  # offset 20 + 10 reaches past 25
+        assert gelbooru(booru, pid=2, limit=10)["@attributes"]["count"] == 60
+        below = gelbooru(booru, pid=0, limit=10, tags="id:<31")
+    assert ids(below["post"]) == list(range(30, 20, -1))

@@ -51,22 +51,31 @@ def test_danbooru_pages_by_the_b_cursor_until_an_empty_page():
     assert d.next_cursor("b21", d.parse_page(BASE, "danbooru", [])) is None
 
 
-def test_gelbooru_wrapped_posts_and_zero_based_pid():
+def test_gelbooru_wrapped_posts_escaped_tags_and_id_keyset():
     d = DIALECTS["gelbooru"]
+    # As gelbooru.com answers: tags HTML-escaped, numbers sometimes as strings.
     data = {"@attributes": {"limit": 2, "offset": 0, "count": 9}, "post": [
         {"id": "7", "md5": "cd" * 16, "file_url": "https://img3.booru.example/images/a/b/x.jpeg", "width": "640",
-         "height": 480, "tags": " 1girl smile ", "rating": "questionable"},
+         "height": 480, "tags": " 1girl &gt;_&lt; miss_kobayashi&#039;s_dragon_maid ", "rating": "questionable"},
     ]}
-    (post,) = d.parse_page(BASE, "gelbooru", data).posts
+    page = d.parse_page(BASE, "gelbooru", data)
+    (post,) = page.posts
     assert post.post_id == 7 and post.width == 640 and post.ext == "jpeg"
     assert post.post_url == f"{BASE}/index.php?page=post&s=view&id=7"
-    assert post.tags == ("1girl", "smile") and post.rating == "questionable"
+    assert post.tags == ("1girl", ">_<", "miss_kobayashi's_dragon_maid") and post.rating == "questionable"
     url = d.page_url(BASE, "smile", d.first_cursor(), 100, {"login": "42", "api_key": "k"})
     assert query_of(url) == {"page": "dapi", "s": "post", "q": "index", "json": "1", "tags": "smile", "pid": "0",
                              "limit": "100", "user_id": "42", "api_key": "k"}
-    assert d.next_cursor(0, d.parse_page(BASE, "gelbooru", data)) == 1
-    # Gelbooru leaves "post" out of an empty page.
-    assert d.next_cursor(1, d.parse_page(BASE, "gelbooru", {"@attributes": {"count": 9}})) is None
+    # Past the first page: pid 0 of the ids below the lowest seen (deep pids hit the depth cap).
+    assert d.next_cursor(0, page) == 7
+    assert query_of(d.page_url(BASE, "smile", 7, 100, {}))["tags"] == "smile id:<7"
+    assert query_of(d.page_url(BASE, "smile", 7, 100, {}))["pid"] == "0"
+    # Gelbooru leaves "post" out of an empty page: the end when the count agrees...
+    end = d.parse_page(BASE, "gelbooru", {"@attributes": {"limit": 100, "offset": 0, "count": 0}})
+    assert d.next_cursor(7, end) is None and end.cut_short is None
+    # ...but a count above the offset with no posts is the depth cap: the listing was cut short.
+    capped = d.parse_page(BASE, "gelbooru", {"@attributes": {"limit": 100, "offset": 20000, "count": 31000}})
+    assert capped.cut_short and "31000" in capped.cut_short
 
 
 def test_safebooru_bare_list_with_directory_image_and_hash():
