@@ -311,7 +311,7 @@ class BooruSpider(scrapy.Spider):
         """Stop the crawl on a configuration problem: nothing a rerun alone would change."""
         if self.config_error is None:
             self.config_error = line
-            log.error("crawl: %s", line)
+            log.info("crawl: stopping: %s", line)  # the parent prints it as the one error line
             deferred_from_coro(self.crawler.engine.close_spider_async(reason="config_error"))
 
     def _page_broken(self, url: str, why: str) -> None:

@@ -83,7 +83,7 @@ class Quirks:
 
 
 # The account the demo's gelbooru.com accepts (as real accounts are: a numeric id and a key).
-DEMO_USER_ID = "4242"
+DEMO_USER_ID = "918273645"
 DEMO_API_KEY = "c0ffee5ecret0key"
 
 # The public sites as the crawler meets them (the demo's posts behind each site's rules).
@@ -234,6 +234,14 @@ class DemoBooru:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def publish(self, site: DemoSite) -> None:
+        """Serve `site` from now on, as a live booru's new uploads appear (a bigger site of the same
+        seed keeps the earlier posts and adds newer ones)."""
+        with self._lock:
+            self.site = site
+            self._files = {self.file_path(p): p for p in site.posts}
+            self._newest_first = sorted(site.posts, key=lambda p: p.post_id, reverse=True)
 
     def _count(self, path: str, target: str = "") -> int:
         with self._lock:
