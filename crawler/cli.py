@@ -68,6 +68,7 @@ def format_summary(summary: CrawlSummary) -> list[str]:
 @click.command("crawl")
 @click.option("--source", type=click.Choice(SOURCES), default=None, help="Booru to crawl [crawl.source].")
 @click.option("--base-url", default=None, metavar="URL", help="Another site speaking the source's API [crawl.base_url].")
+@click.option("--folder", default=None, metavar="DIR", help="With --source folder: the folder of images to import [crawl.folder].")
 @click.option("--tags", default=None, help='Tag query as typed on the site, e.g. "1girl solo" [crawl.tags].')
 @click.option("--limit", type=int, default=None, help="Images to keep in total, across resumed runs [crawl.limit].")
 @click.option("--concurrency", type=int, default=None, help="Concurrent requests to the site [crawl.concurrency].")
@@ -77,7 +78,7 @@ def format_summary(summary: CrawlSummary) -> list[str]:
 @click.option("--redis-url", default=None, metavar="URL", help="Redis for --scheduler redis [crawl.redis_url].")
 @click.option("--out", "output", default=None, metavar="DIR", help="Output folder [paths.raw].")
 @pass_anigan
-def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency, download_delay, user_agent, scheduler, redis_url, output) -> None:
+def crawl_command(ctx: AniganContext, source, base_url, folder, tags, limit, concurrency, download_delay, user_agent, scheduler, redis_url, output) -> None:
     """Crawl a booru into the raw folder: images, manifest.jsonl, rejects.jsonl, crawl.json.
 
     Polite by default (robots.txt, one site's domains, AutoThrottle, Retry-After). Ctrl-C stops
@@ -91,6 +92,7 @@ def crawl_command(ctx: AniganContext, source, base_url, tags, limit, concurrency
         **{
             "crawl.source": source,
             "crawl.base_url": base_url,
+            "crawl.folder": folder,
             "crawl.tags": tags,
             "crawl.limit": limit,
             "crawl.concurrency": concurrency,

@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import crawler
@@ -31,7 +31,8 @@ from anigan.errors import UserError
 from anigan.files import atomic_write_bytes, write_json
 from anigan.params import Params
 from crawler.job import CrawlJob, make_job
-from crawler.rawfolder import RawFolder, Reconciled, post_key
+from crawler.folder import FolderImport, check_folder
+from crawler.rawfolder import Ledger, RawFolder, Reconciled, post_key
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class CrawlSummary:
 def crawl_query(params: Params) -> dict:
     """What identifies a crawl's content: a folder holds one query; another query starts over."""
     cp = params.crawl
+    if cp.source == "folder":
+        return {"source": "folder", "site": str(Path(cp.folder or "").expanduser().resolve()), "tags": " ".join(cp.tags.split())}
     site = cp.base_url or (f"demo seed={params.demo.seed} posts={params.demo.posts}" if cp.source == "demo" else "")
     return {"source": cp.source, "site": site.rstrip("/"), "tags": " ".join(cp.tags.split())}
 
@@ -269,19 +272,57 @@ class CrawlRun:
         )
 
     def _write_summary(self, summary: CrawlSummary) -> None:
-        """crawl.json: the counts, as DVC metrics."""
-        write_json(
-            self.folder.summary,
-            {
-                "kept": summary.kept,
-                "posts": summary.posts,
-                "duplicate_posts": summary.posts - summary.kept,
-                "rejected": summary.rejected,
-                "rejected_total": sum(summary.rejected.values()),
-                "skipped": summary.skipped,
-                "stopped": summary.stopped,
-            },
-        )
+        write_summary(self.folder, summary)
+
+
+def write_summary(folder: RawFolder, summary: CrawlSummary) -> None:
+    """crawl.json: the counts, as DVC metrics."""
+    write_json(
+        folder.summary,
+        {
+            "kept": summary.kept,
+            "posts": summary.posts,
+            "duplicate_posts": summary.posts - summary.kept,
+            "rejected": summary.rejected,
+            "rejected_total": sum(summary.rejected.values()),
+            "skipped": summary.skipped,
+            "stopped": summary.stopped,
+        },
+    )
+
+
+def import_folder(params: Params, on_progress: Callable[[Progress], None] | None = None) -> CrawlSummary:
+    """The folder source (crawler.folder): no site, no worker process; the same folder contract."""
+    cp = params.crawl
+    root = check_folder(cp.folder)
+    out = RawFolder(params.paths.raw)
+    started = time.monotonic()
+    importer = FolderImport(replace(params, crawl=replace(cp, folder=str(root))), out)
+    reconciled = out.prepare(crawl_query(params), importer.filters, cp.limit)
+    importer.ledger = Ledger(out, cp.limit)  # read after prepare: what the folder holds now
+    if on_progress:
+        importer.on_progress = lambda e: on_progress(Progress(e["kept"], cp.limit, e["new"], e["rejected"], time.monotonic() - started))
+    stopped = "nothing_to_do" if importer.ledger.full else importer.run()
+    manifest, rejects = out.read_manifest(), out.read_rejects()
+    summary = CrawlSummary(
+        source="folder",
+        base_url=str(root),
+        tags=" ".join(cp.tags.split()),
+        kept=len({r["image_id"] for r in manifest}),
+        posts=len({post_key(r) for r in manifest}),
+        new=importer.new,
+        rejected=dict(sorted(Counter(r.get("reason", "?") for r in rejects).items())),
+        rejected_now=importer.rejected,
+        skipped=dict(sorted(importer.skipped.items())),
+        stopped=stopped,
+        seconds=round(time.monotonic() - started, 3),
+        output=str(out.root),
+        limit=cp.limit,
+        dropped=dict(reconciled.dropped),
+        started_over=reconciled.started_over,
+    )
+    write_summary(out, summary)
+    return summary
 
 
 def run_crawl(params: Params, on_progress: Callable[[Progress], None] | None = None, log_level: str = "WARNING") -> CrawlSummary:
@@ -290,6 +331,8 @@ def run_crawl(params: Params, on_progress: Callable[[Progress], None] | None = N
     Ctrl-C stops the crawl gracefully and returns the summary with `stopped == "interrupted"`;
     a second Ctrl-C makes the worker stop at once. Either way, the next run resumes.
     """
+    if params.crawl.source == "folder":
+        return import_folder(params, on_progress)
     with CrawlRun(params, log_level) as run:
         try:
             for progress in run.events():

@@ -50,6 +50,8 @@ class Filters:
     min_height: int
     max_pixels: int
     max_bytes: int
+    # A folder's images without metadata have no rating; the user chose them, so they pass.
+    keep_unrated: bool = False
 
     def as_dict(self) -> dict:
         return {
@@ -58,12 +60,13 @@ class Filters:
             "min_height": self.min_height,
             "max_pixels": self.max_pixels,
             "max_bytes": self.max_bytes,
-        }
+        } | ({"keep_unrated": True} if self.keep_unrated else {})
 
     def rating_ok(self, rating: str | None) -> bool:
-        """A post passes when its rating is wanted; one without a known rating only when all are."""
+        """A post passes when its rating is wanted; one without a known rating only when all are
+        (or, for a folder, always)."""
         if rating is None:
-            return len(set(self.ratings)) >= 4
+            return self.keep_unrated or len(set(self.ratings)) >= 4
         return rating in self.ratings
 
     def why_not_kept(self, record: dict, size: int | None) -> str | None:
