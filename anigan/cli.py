@@ -8,27 +8,27 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
 from anigan import __version__
+from anigan.command import AniganContext
 from anigan.errors import UserError
 from anigan.logs import setup_logging
-from anigan.params import DEFAULT_PATH, Params, load_params, parse_override
+from anigan.params import DEFAULT_PATH, parse_override
 
 # name -> (import path, one-line help shown by `anigan --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("anigan.doctor:doctor_command", "Check the installation: versions, device, detector, DVC."),
     "demo-site": ("crawler.demo.cli:demo_site", "The demo booru: generate it or serve it on loopback."),
     "crawl": ("crawler.cli:crawl_command", "Crawl a booru (the demo booru by default) into the raw folder; resumable."),
-    "dedupe": ("preprocess.dedupe:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
-    "faces": ("preprocess.faces:faces_command", "Detect, crop and describe anime faces in the raw images."),
-    "split": ("preprocess.split:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
+    "dedupe": ("preprocess.dedupe.cli:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
+    "faces": ("preprocess.faces.cli:faces_command", "Detect, crop and describe anime faces in the raw images."),
+    "split": ("preprocess.split.cli:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
     "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
-    "generate": ("train.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
-    "evaluate": ("train.evaluate:evaluate_command", "Score the generator on the test split: metrics.json and report.html."),
-    "serve": ("train.serve:serve_command", "A local web page that draws faces, with hair and eye colour picked (ACGAN)."),
+    "generate": ("draw.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
+    "evaluate": ("evaluate.cli:evaluate_command", "Score the generator on the test split: metrics.json and report.html."),
+    "serve": ("draw.cli:serve_command", "A local web page that draws faces, with hair and eye colour picked (ACGAN)."),
 }
 
 
@@ -48,23 +48,6 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-class AniganContext:
-    """What the group passes to every command: the params file and the -S overrides."""
-
-    def __init__(self, params_path: str, overrides: dict[str, Any]) -> None:
-        self.params_path = params_path
-        self.overrides = overrides
-
-    def params(self, **options: Any) -> Params:
-        """Load params, then apply -S overrides, then this command's own options (those not None)."""
-        merged = dict(self.overrides)
-        merged.update({k: v for k, v in options.items() if v is not None})
-        return load_params(self.params_path, merged)
-
-
-pass_anigan = click.make_pass_decorator(AniganContext)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

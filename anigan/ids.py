@@ -1,12 +1,22 @@
 """Content IDs: images are named by the sha256 of their bytes, faces by image ID and crop box."""
 
 import hashlib
+import os
 from collections.abc import Sequence
 
 
 def sha256_hex(data: bytes) -> str:
     """The image ID of a downloaded file: sha256 of its bytes, lowercase hex."""
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in chunks (packed arrays are gigabytes), lowercase hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def face_id(image_id: str, crop: Sequence[int]) -> str:

@@ -4,7 +4,7 @@
 
 1. The same n random 64-bit hashes, with planted near pairs (copies with 1..max_distance bits
    flipped), go to imagededup's `brute_force_cython` search (via `HashEval`, all cores, as
-   `PHash.find_duplicates` runs it) and to `preprocess.hamming_index.near_pairs`, at the same
+   `PHash.find_duplicates` runs it) and to `preprocess.dedupe.hamming_index.near_pairs`, at the same
    threshold. Both must find exactly the same pairs (asserted); the time ratio is printed.
 2. Time and peak memory of `near_pairs` on `--big` hashes, in a fresh process so the peak
    resident memory is the search's own.
@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anigan.params import load_params  # noqa: E402
-from preprocess.hamming_index import near_pairs, plan_bands  # noqa: E402
+from preprocess.dedupe.hamming_index import near_pairs, plan_bands  # noqa: E402
 
 
 def planted_hashes(n: int, max_distance: int, seed: int = 0, share: float = 0.02) -> np.ndarray:

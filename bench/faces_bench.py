@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anigan.params import load_params  # noqa: E402
-from preprocess.faces import resolve_workers, run_faces  # noqa: E402
+from preprocess.faces.stage import resolve_workers, run_faces  # noqa: E402
 from tests.conftest import write_demo_raw_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
     uv run python bench/train_bench.py [--widths 64,32] [--steps 10] [--repeats 2] [--images 1024]
 
-Both train the same networks (train.models, 64x64, batch 64, Adam 2e-4, betas 0.5/0.999) on
+Both train the same networks (gan.models, 64x64, batch 64, Adam 2e-4, betas 0.5/0.999) on
 the same drawn faces, on the same device, in the same process, one after the other
 (reference, anigan, reference, anigan... so a busy machine slows both alike):
 
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anigan.params import load_params  # noqa: E402
 from tests.conftest import make_tiny_dataset  # noqa: E402
 from train.loop import run_train  # noqa: E402
-from train.models import build_models  # noqa: E402
-from train.runtime import pick_device  # noqa: E402
+from gan.models import build_models  # noqa: E402
+from gan.runtime import pick_device  # noqa: E402
 
 WARMUP = 5
 BATCH = 64

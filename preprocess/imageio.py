@@ -114,3 +114,12 @@ def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
                 if p.is_file() and not p.name.startswith("."):
                     found.setdefault(p.name.split(".")[0], str(p))
     return found
+
+
+# Face crops are at most a few hundred pixels a side; anything far bigger is not a face crop.
+MAX_FACE_PIXELS = 4096 * 4096
+
+
+def load_face(path: str | Path, max_pixels: int = MAX_FACE_PIXELS) -> np.ndarray:
+    """A face file (or, with a larger `max_pixels`, any image) as an RGB uint8 array; raises ImageRejected when it cannot be used."""
+    return np.asarray(load_rgb(path, max_pixels))

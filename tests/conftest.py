@@ -21,7 +21,7 @@ def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, se
     With `colors`, face i has hair TINY_HAIR[i % 4] (a cap over the disc) and eyes
     TINY_EYES[i // 4 % 3], drawn in the faces stage's reference colours and named in the index.
     """
-    from preprocess.face_colors import EYE_COLORS, HAIR_COLORS
+    from preprocess.faces.colors import EYE_COLORS, HAIR_COLORS
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ def make_demo_face_dataset(folder, posts: int = 300, size: int = 32, test_ratio:
 
     from anigan.ids import face_id, stable_fraction
     from crawler.demo.generator import generate_site
-    from preprocess.crop import cut_square, square_crop
+    from preprocess.faces.crop import cut_square, square_crop
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,12 @@
-"""`anigan train` and `anigan generate`: parse options, call run_train / run_generate, print the summary."""
+"""`anigan train`: parse options, call run_train, print the summary."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from anigan.cli import AniganContext, pass_anigan
+from anigan.command import AniganContext, pass_anigan
 from anigan.progress import progress_bar
 
 
@@ -75,50 +74,3 @@ def train_command(
             f"D names real hair {m['hair_accuracy_real']:.0%} and eyes {m['eyes_accuracy_real']:.0%} right"
         )
     click.echo(f"checkpoint {summary.checkpoint}; samples and progress GIF in {summary.run_dir}")
-
-
-@click.command("generate")
-@click.option("--checkpoint", type=click.Path(), default=None, help="Checkpoint file or run folder [paths.train_run]/checkpoints/latest.pt.")
-@click.option("--n", "count", type=int, default=64, show_default=True, help="How many faces.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed: the same seed gives the same faces.")
-@click.option("--out", "grid", type=click.Path(dir_okay=False), default=None, help="Write one grid image here (*.png).")
-@click.option("--out-dir", "folder", type=click.Path(file_okay=False), default=None, help="Write each face as its own PNG here.")
-@click.option("--columns", type=int, default=None, help="Grid width in faces (default: square).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default="auto", show_default=True)
-@click.option("--no-ema", is_flag=True, help="Use the raw generator weights instead of their moving average.")
-@click.option("--hair", default=None, metavar="COLOUR", help="ACGAN checkpoints: hair colour of every face, e.g. blue (default: drawn per face).")
-@click.option("--eyes", default=None, metavar="COLOUR", help="ACGAN checkpoints: eye colour of every face, e.g. red (default: drawn per face).")
-@pass_anigan
-def generate_command(
-    ctx: AniganContext,
-    checkpoint: str | None,
-    count: int,
-    seed: int,
-    grid: str | None,
-    folder: str | None,
-    columns: int | None,
-    device: str,
-    no_ema: bool,
-    hair: str | None,
-    eyes: str | None,
-) -> None:
-    """Draw faces from a trained generator: a grid PNG and/or a folder of single PNGs.
-
-    An ACGAN checkpoint takes --hair and --eyes; an unknown colour stops with the list of
-    colours the checkpoint knows.
-    """
-    from train.generate import run_generate
-
-    if checkpoint is None:
-        checkpoint = str(Path(ctx.params().paths.train_run) / "checkpoints")
-    summary = run_generate(
-        checkpoint, count=count, seed=seed, grid=grid, folder=folder, device=device, ema=not no_ema, columns=columns, hair=hair, eyes=eyes
-    )
-    where = " and ".join(x for x in (summary.grid, summary.folder and f"{summary.folder}/") if x)
-    colours = ""
-    if summary.model == "acgan":
-        colours = f", {summary.hair or 'any'} hair, {summary.eyes or 'any'} eyes"
-    click.echo(
-        f"{summary.count} faces of {summary.image_size}x{summary.image_size} from {summary.checkpoint} "
-        f"(iteration {summary.iteration}, {summary.weights} weights, seed {summary.seed}{colours}) -> {where}"
-    )

@@ -9,49 +9,14 @@ labels (N, 2) are small and always live on the training device, drawn with their
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from anigan.errors import UserError
-from train.models import IMAGE_SIZES
-
 log = logging.getLogger(__name__)
-
-TRAIN_FILE = "train.npy"
-
-
-def load_images(dataset_dir: str | os.PathLike, name: str = TRAIN_FILE) -> np.ndarray:
-    """Memory-map a packed image array and check it is uint8 (N, S, S, 3) with S in 32, 64, 128."""
-    path = Path(dataset_dir) / name
-    if not path.is_file():
-        raise UserError(f"{path}: no packed images here; run the split stage first (`anigan split` or `dvc repro split`)")
-    try:
-        images = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{path}: not a readable .npy array ({e}); rerun the split stage") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
-        raise UserError(f"{path}: expected uint8 images of shape (N, S, S, 3), got {images.dtype} {images.shape}")
-    if images.shape[1] not in IMAGE_SIZES:
-        raise UserError(f"{path}: image side {images.shape[1]} is not one of {', '.join(map(str, IMAGE_SIZES))}")
-    if images.shape[0] == 0:
-        raise UserError(f"{path}: holds no images; the earlier stages kept no faces for it")
-    return images
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes: tells a checkpoint which training set it was trained on."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def fits_on_device(nbytes: int, device: torch.device, policy: str = "auto") -> bool:
     """Whether to copy the whole set to the device: 'always', 'never', or 'auto' (under half the free memory)."""

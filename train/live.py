@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from anigan.files import atomic_write_text
-from train.charts import CURVES_FILE, curves_svg, read_dvclive_series
+from gan.charts import CURVES_FILE, curves_svg, read_dvclive_series
 
 log = logging.getLogger(__name__)
 

@@ -1,21 +1,18 @@
 """The training loop: `run_train(params) -> TrainSummary`.
 
-One step (`train_step`) updates the discriminator on a real and a generated batch, then the
-generator, entirely on the device (for the ACGAN, with the class losses of both on hair and eye
-colour): losses are summed into a device tensor and read back only
-every `log_every` steps, so the host never waits for the device in between. Around the steps,
-`Trainer` handles resuming, DVCLive logging, sample grids, checkpoints, NaN detection, signals
-and, under torchrun, DistributedDataParallel.
+Around the steps (`train.step`), `Trainer` handles resuming, DVCLive logging, sample grids,
+checkpoints (their format and restore live in `gan.checkpoint`), NaN detection, signals and,
+under torchrun, DistributedDataParallel. Step stats stay on the device and are read back only
+every `log_every` steps, so the host never waits for the device in between.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,25 +24,24 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from anigan.errors import UserError
+from anigan.ids import file_sha256
 from anigan.params import Params
 from anigan.params.train import TrainParams
-from train import checkpoint as ckpt
+from gan import checkpoint as ckpt
+from gan.conditions import ColorLabels, grid_conditions, load_color_labels
+from gan.models import build_models
+from gan.packed import TRAIN_FILE, load_images
+from gan.runtime import derive_seed
+from gan.samples import fixed_noise, generate, image_grid, write_gif, write_png
 from train.augment import diff_augment
-from train.conditions import ColorLabels, grid_conditions, load_color_labels
-from train.data import TRAIN_FILE, BatchSource, file_digest, fits_on_device, load_images
+from train.data import BatchSource, fits_on_device
+from train.distributed import ProcessGroup, StopRequest, deterministic_mode, process_group, stop_on_signals
 from train.ema import EMA
 from train.live import MetricsLog
-from train.losses import class_loss, fake_loss, generator_loss, real_loss
-from train.models import Discriminator, build_models
-from train.runtime import ProcessGroup, StopRequest, derive_seed, deterministic_mode, process_group, stop_on_signals
-from train.samples import fixed_noise, generate, image_grid, write_gif, write_png
+from train.step import CLASS_METRICS, METRICS, Nets, StepLabels, train_step
 
 log = logging.getLogger(__name__)
 
-METRICS = ("loss_D", "loss_G", "D_x", "D_G_z")  # the order of the per-step stats vector
-# The ACGAN's stats follow: the class losses (unweighted; D's on real plus generated images, G's on
-# its own) and D's accuracy at naming the hair and eye colour of the real images it was shown.
-CLASS_METRICS = ("class_loss_D", "class_loss_G", "hair_accuracy_real", "eyes_accuracy_real")
 SAMPLE_GRID = 64  # fixed noise vectors in each DCGAN sample grid (8 x 8)
 SAMPLE_COLUMNS = 8  # faces per row (more for an ACGAN with more eye colours); an ACGAN grid has one row per hair colour
 SAMPLE_FILE = "step_{:06d}.png"
@@ -88,127 +84,6 @@ class TrainSummary:
     metrics: dict[str, float]  # the last logged window
     samples_written: int
     gif: str | None
-
-
-@dataclass
-class Nets:
-    """The networks and optimizers of one run; `*_step` are the wrapped (DDP / compiled) modules the step calls."""
-
-    generator: nn.Module  # Generator or ConditionalGenerator
-    discriminator: Discriminator
-    generator_step: nn.Module
-    discriminator_step: nn.Module
-    optimizer_g: torch.optim.Optimizer
-    optimizer_d: torch.optim.Optimizer
-    ema: EMA | None
-
-
-def _no_sync(module: nn.Module) -> contextlib.AbstractContextManager:
-    """Skip DDP's gradient all-reduce for a backward whose gradients are summed with a later one."""
-    ddp = getattr(module, "_orig_mod", module)
-    return ddp.no_sync() if isinstance(ddp, DistributedDataParallel) else contextlib.nullcontext()
-
-
-@dataclass(frozen=True)
-class StepLabels:
-    """An ACGAN step's colour labels (B, 2): of the real batch, and those asked of the generator."""
-
-    real: torch.Tensor
-    fake: torch.Tensor
-    class_weight: float
-
-
-def train_step(
-    nets: Nets,
-    real: torch.Tensor,
-    z: torch.Tensor,
-    loss: str,
-    amp: bool,
-    distributed: bool,
-    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    labels: StepLabels | None = None,
-) -> torch.Tensor:
-    """One GAN step: D on a real and a generated batch, then G. Returns stats on the device:
-    METRICS order, then CLASS_METRICS for the ACGAN (when `labels` are given).
-
-    Nothing here reads a value back to the host. D sees real and generated images in separate
-    forward passes as in the paper (its batch norm keeps their statistics apart), each followed
-    by its backward so DDP all-reduces D's gradients once, after both. `augment`, if given, is
-    applied to every image D sees, real or generated (DiffAugment). With `labels`, G draws the
-    asked colours and D's classifier heads learn the real images' colours; D and G both add the
-    weighted class loss on the generated images (Odena et al.'s ACGAN), with either GAN loss.
-    """
-    augment = augment or (lambda x: x)
-    device_type = real.device.type
-    autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
-    conditional = labels is not None
-
-    def discriminate(images: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """D's logits and, for the ACGAN, its hair and eye class logits."""
-        with autocast():
-            if not conditional:
-                return nets.discriminator_step(augment(images)), ()
-            logits, hair, eyes = nets.discriminator_step(augment(images), classes=True)
-            return logits, (hair, eyes)
-
-    def with_classes(adversarial: torch.Tensor, classes: tuple[torch.Tensor, ...], wanted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(the loss to back-propagate, the unweighted class loss or None for a DCGAN)."""
-        if not conditional:
-            return adversarial, None
-        classification = class_loss(*classes, wanted)
-        return adversarial + labels.class_weight * classification, classification
-
-    with autocast():
-        fake = nets.generator_step(z, labels.fake if conditional else None)
-
-    nets.optimizer_d.zero_grad(set_to_none=True)
-    with _no_sync(nets.discriminator_step):
-        real_logits, real_classes = discriminate(real)
-        loss_real = real_loss(real_logits, loss)
-        total, class_real = with_classes(loss_real, real_classes, labels.real if conditional else None)
-        total.backward()
-    fake_logits, fake_classes = discriminate(fake.detach())
-    loss_fake = fake_loss(fake_logits, loss)
-    total, class_fake = with_classes(loss_fake, fake_classes, labels.fake if conditional else None)
-    total.backward()
-    nets.optimizer_d.step()
-
-    nets.optimizer_g.zero_grad(set_to_none=True)
-    # G's step needs gradients through D, not for D's weights: freezing them skips that work.
-    # DDP must not see requires_grad change, so there D's local gradients are left unsynced.
-    frozen = contextlib.nullcontext() if distributed else _frozen(nets.discriminator)
-    with frozen, _no_sync(nets.discriminator_step):
-        g_logits, g_classes = discriminate(fake)
-        loss_g = generator_loss(g_logits, loss)
-        total, class_g = with_classes(loss_g, g_classes, labels.fake if conditional else None)
-        total.backward()
-    nets.optimizer_g.step()
-
-    with torch.no_grad():
-        stats = [
-            loss_real + loss_fake,
-            loss_g,
-            torch.sigmoid(real_logits.float()).mean(),
-            torch.sigmoid(fake_logits.float()).mean(),
-        ]
-        if conditional:
-            hair, eyes = real_classes
-            stats += [
-                class_real + class_fake,
-                class_g,
-                (hair.argmax(1) == labels.real[:, 0]).float().mean(),
-                (eyes.argmax(1) == labels.real[:, 1]).float().mean(),
-            ]
-        return torch.stack(stats)
-
-
-@contextlib.contextmanager
-def _frozen(module: nn.Module) -> Iterator[None]:
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        module.requires_grad_(True)
 
 
 def _loggable(p: TrainParams) -> dict[str, Any]:
@@ -255,7 +130,7 @@ def run_train(
     dataset_dir = Path(dataset_dir if dataset_dir is not None else params.paths.dataset)
     run_dir = Path(run_dir if run_dir is not None else params.paths.train_run)
     images = load_images(dataset_dir)
-    dataset_sha256 = file_digest(dataset_dir / TRAIN_FILE)
+    dataset_sha256 = file_sha256(dataset_dir / TRAIN_FILE)
     labels = load_color_labels(dataset_dir, len(images), params.train.min_color_count) if params.train.model == "acgan" else None
     if labels is not None:
         log.info("colour conditions: hair %s; eyes %s", ", ".join(labels.conditions["hair"]), ", ".join(labels.conditions["eyes"]))
@@ -384,16 +259,7 @@ class Trainer:
                 sample.unlink()
 
     def _restore(self, state: dict[str, Any]) -> None:
-        nets = self.nets
-        nets.generator.load_state_dict(state["generator"])
-        nets.discriminator.load_state_dict(state["discriminator"])
-        nets.optimizer_g.load_state_dict(state["optimizer_g"])
-        nets.optimizer_d.load_state_dict(state["optimizer_d"])
-        if nets.ema is not None and state.get("generator_ema") is not None:
-            nets.ema.model.load_state_dict(state["generator_ema"])
-        elif nets.ema is not None:
-            nets.ema.model.load_state_dict(state["generator"])
-        processes = state.get("processes") or []
+        processes = ckpt.restore_training(state, self._saved_nets(), self.device)
         if len(processes) == self.group.world_size:
             mine = processes[self.group.rank]
             self.batches.load_state_dict(mine["batches"])
@@ -406,12 +272,12 @@ class Trainer:
             self.batches.generator.manual_seed(derive_seed(self.p.seed, f"batches@{iteration}", self.group.rank))
             self.noise.manual_seed(derive_seed(self.p.seed, f"noise@{iteration}", self.group.rank))
             self.augment_rng.manual_seed(derive_seed(self.p.seed, f"augment@{iteration}", self.group.rank))
-        rng = state.get("rng") or {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and len(rng.get("cuda", [])) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["cuda"])
         self.iteration = self.last_good = state["meta"]["iteration"]
+
+    def _saved_nets(self) -> ckpt.TrainingNets:
+        nets = self.nets
+        ema = nets.ema.model if nets.ema is not None else None
+        return ckpt.TrainingNets(nets.generator, nets.discriminator, nets.optimizer_g, nets.optimizer_d, ema)
 
     def _drop_samples_after(self, iteration: int) -> None:
         if self.samples_dir.is_dir():
@@ -565,33 +431,22 @@ class Trainer:
             dist.barrier()
 
     def _state(self, processes: list[Any] | None) -> dict[str, Any]:
-        nets, p = self.nets, self.p
-        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
-            "meta": {
-                "model": p.model,
-                **({"conditions": self.conditions, "class_weight": p.class_weight} if self.conditions is not None else {}),
-                "nz": p.nz,
-                "ngf": p.ngf,
-                "ndf": p.ndf,
-                "image_size": self.image_size,
-                "iteration": self.iteration,
-                "loss": p.loss,
-                "ema": nets.ema is not None,
-                "train_images": self.train_images,
-                "world_size": self.group.world_size,
-                "run": self.identity,
-            },
-            "generator": nets.generator.state_dict(),
-            "generator_ema": nets.ema.model.state_dict() if nets.ema is not None else None,
-            "discriminator": nets.discriminator.state_dict(),
-            "optimizer_g": nets.optimizer_g.state_dict(),
-            "optimizer_d": nets.optimizer_d.state_dict(),
-            "processes": processes,
-            "rng": rng,
+        p = self.p
+        meta = {
+            "model": p.model,
+            **({"conditions": self.conditions, "class_weight": p.class_weight} if self.conditions is not None else {}),
+            "nz": p.nz,
+            "ngf": p.ngf,
+            "ndf": p.ndf,
+            "image_size": self.image_size,
+            "iteration": self.iteration,
+            "loss": p.loss,
+            "ema": self.nets.ema is not None,
+            "train_images": self.train_images,
+            "world_size": self.group.world_size,
+            "run": self.identity,
         }
+        return ckpt.training_state(meta, self._saved_nets(), processes, self.device)
 
     def _refresh_ema(self) -> None:
         """Measure the averaged generator's batch-norm statistics before it is sampled or saved."""

@@ -4,11 +4,19 @@ from dataclasses import dataclass
 
 from anigan.params.schema import param
 
+# What `anigan evaluate` can compute, in the order it computes them (evaluate/metrics/<name>.py each).
+METRICS = ("fid_kid", "face_rate", "msssim", "memorization", "overfitting", "condition_accuracy")
+
 
 @dataclass(frozen=True)
 class EvaluateParams:
     seed: int = param(0, min=0, help="seed of the generated samples and of every sampled subset")
     num_samples: int = param(256, min=2, help="generated samples to score")
+    metrics: tuple[str, ...] = param(
+        METRICS,
+        choices=METRICS,
+        help="metrics to compute (condition_accuracy only for ACGAN checkpoints; fid_kid only with the weights file)",
+    )
     checkpoint: str | None = param(None, help="checkpoint to score; null means <paths.train_run>/checkpoints/latest.pt")
     inception_weights: str = param(
         "models/weights-inception-2015-12-05-6726825d.pth",

@@ -164,7 +164,7 @@ def params_of(data: dict) -> dict:
 
 def test_switching_to_acgan_reruns_train_and_evaluate_with_the_conditional_model(project, first_repro):
     # Last in the module: it leaves train.model = acgan in the copy's params.yaml.
-    from train.checkpoint import read_checkpoint
+    from gan.checkpoint import read_checkpoint
 
     out = sh(["dvc", "exp", "run", "-S", "train.model=acgan", "-S", "train.min_color_count=1"], project)
     assert stages_run(out) == {"train", "evaluate"}, out

@@ -12,12 +12,12 @@ import pytest
 from anigan.files import read_jsonl, write_jsonl
 from anigan.ids import face_id
 from anigan.params import load_params
-from preprocess.crop import cut_square, square_crop
-from preprocess.dedupe import run_dedupe
-from preprocess.face_quality import match_boxes
-from preprocess.face_image import png_bytes
-from preprocess.faces import run_faces
-from preprocess.split import run_split
+from preprocess.faces.crop import cut_square, square_crop
+from preprocess.dedupe.stage import run_dedupe
+from preprocess.boxes import match_boxes
+from anigan.images import png_bytes
+from preprocess.faces.stage import run_faces
+from preprocess.split.stage import run_split
 from preprocess.imageio import ImageRejected, load_rgb
 from tests.conftest import write_demo_raw_folder
 

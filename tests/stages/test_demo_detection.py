@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from preprocess.face_quality import match_boxes
+from preprocess.boxes import match_boxes
 
 MIN_SIDE = 64  # faces this big and up must be found
 IOU = 0.5
@@ -75,7 +75,7 @@ def test_faces_in_odd_formats_are_found_once_converted_to_rgb(demo_site):
 @pytest.mark.skipif(not CASCADE.exists(), reason=f"no cascade file at {CASCADE.name} in the shared models folder")
 def test_cascade_runs_on_the_drawings(demo_site, record_property):
     """The lbpcascade cascade is trained on real art; on these drawings its recall is only measured, not required."""
-    from preprocess.detect import CascadeDetector
+    from preprocess.faces.detect import CascadeDetector
 
     detector = CascadeDetector(CASCADE, min_neighbors=5, min_size=24)
     scenes = _scenes(demo_site)

@@ -20,9 +20,9 @@ from anigan.errors import UserError
 from anigan.params import load_params
 from tests.browser import chromium_command, needs_chromium
 from tests.conftest import make_tiny_dataset
-from train.evaluate import run_evaluate
+from evaluate.stage import run_evaluate
 from train.loop import run_train
-from train.metrics_fid import INCEPTION_WEIGHTS_URL
+from evaluate.metrics.fid_kid import INCEPTION_WEIGHTS_URL
 
 OFFLINE_METRICS = {
     "iteration", "num_samples", "num_train", "num_test",

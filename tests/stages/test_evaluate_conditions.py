@@ -13,7 +13,7 @@ import pytest
 from anigan.params import load_params
 from tests.conftest import make_demo_face_dataset, make_tiny_dataset
 from tests.stages.test_train import tiny_params
-from train.evaluate import run_evaluate
+from evaluate.stage import run_evaluate
 from train.loop import run_train
 
 PARTS = ("hair", "eyes", "both")

@@ -12,7 +12,7 @@ import pytest
 
 from anigan.params import load_params
 from tests.conftest import make_demo_face_dataset
-from train.evaluate import run_evaluate
+from evaluate.stage import run_evaluate
 from train.loop import run_train
 
 TRAIN = {

@@ -19,7 +19,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.ids import face_id
 from anigan.params import load_params
-from preprocess.faces import MANIFEST, REJECTS, SHEET, STATE, SUMMARY, run_faces
+from preprocess.faces.stage import MANIFEST, REJECTS, SHEET, STATE, SUMMARY, run_faces
 from tests.conftest import write_demo_raw_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -165,7 +165,7 @@ def test_changing_a_detection_setting_reprocesses_everything(small_raw, tmp_path
 KILL_AT_FIVE = """
 import os, signal, sys
 from anigan.params import load_params
-from preprocess.faces import run_faces
+from preprocess.faces.stage import run_faces
 
 def kill_at_five(done, total):
     if done == 5:

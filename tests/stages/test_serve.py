@@ -26,7 +26,7 @@ from tests.browser import Browser, needs_chromium
 from tests.conftest import TINY_EYES, TINY_HAIR, make_tiny_dataset
 from tests.stages.test_train import tiny_params
 from train.loop import run_train
-from train.serve import FaceMaker, check_host, face_server
+from draw.serve import FaceMaker, check_host, face_server
 
 HAIR, EYES = sorted(TINY_HAIR), sorted(TINY_EYES)
 
@@ -100,7 +100,7 @@ def test_the_api_draws_the_colours_asked_as_one_png_grid_the_same_for_the_same_s
 )
 def test_a_bad_request_gets_one_line_and_the_server_keeps_serving(servers, query, message, caplog):
     url = servers["acgan"]
-    with caplog.at_level(logging.WARNING, logger="train.serve"):
+    with caplog.at_level(logging.WARNING, logger="draw.serve"):
         status, kind, body = get(f"{url}/api/faces?{query}")
     assert (status, kind) == (400, "application/json")
     error = json.loads(body)["error"]

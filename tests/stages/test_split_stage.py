@@ -11,8 +11,8 @@ from anigan.cli import cli
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.params import load_params
-from preprocess.dedupe import run_dedupe
-from preprocess.split import run_split
+from preprocess.dedupe.stage import run_dedupe
+from preprocess.split.stage import run_split
 from tests.faces_folder import Face, crop, drawing, image_id_for, planted_set, write_faces
 
 OUTPUTS = ("train.npy", "test.npy", "train.jsonl", "test.jsonl", "card.json")

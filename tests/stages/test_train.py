@@ -21,7 +21,7 @@ from PIL import Image
 from anigan.cli import cli, main
 from anigan.params import load_params
 from tests.conftest import make_tiny_dataset
-from train.checkpoint import load_discriminator, load_generator, read_checkpoint
+from gan.checkpoint import load_discriminator, load_generator, read_checkpoint
 from train.loop import TrainingDiverged, TrainingInterrupted, run_train
 
 TINY = {

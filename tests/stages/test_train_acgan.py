@@ -19,8 +19,8 @@ from anigan.cli import cli, main
 from anigan.params import load_params
 from tests.conftest import TINY_EYES, TINY_HAIR, make_tiny_dataset
 from tests.stages.test_train import TINY, assert_same_training_state, metric_steps, tiny_params
-from train.checkpoint import load_discriminator, load_generator, read_checkpoint
-from train.evaluate import run_evaluate
+from gan.checkpoint import load_discriminator, load_generator, read_checkpoint
+from evaluate.stage import run_evaluate
 from train.loop import run_train
 
 ACGAN = {"train.model": "acgan", "train.min_color_count": 5}

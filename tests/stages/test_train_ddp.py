@@ -15,12 +15,13 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
+from anigan.ids import file_sha256
 from anigan.params import load_params
-from train.checkpoint import read_checkpoint
-from train.conditions import load_color_labels
-from train.data import TRAIN_FILE, file_digest, load_images
+from gan.checkpoint import read_checkpoint
+from gan.conditions import load_color_labels
+from gan.packed import TRAIN_FILE, load_images
+from train.distributed import deterministic_mode, process_group, stop_on_signals
 from train.loop import Trainer, run_train
-from train.runtime import deterministic_mode, process_group, stop_on_signals
 
 TINY = {
     "train.nz": 8,
@@ -51,7 +52,7 @@ def worker(rank, world_size, port, dataset, run_dir, iterations, weights_out, ov
     images = load_images(dataset)
     labels = load_color_labels(dataset, len(images), params.train.min_color_count) if params.train.model == "acgan" else None
     with process_group("cpu") as (group, device), deterministic_mode(True, device), stop_on_signals() as stop:
-        trainer = Trainer(params.train, images, file_digest(dataset / TRAIN_FILE), run_dir, group, device, stop, None, labels)
+        trainer = Trainer(params.train, images, file_sha256(dataset / TRAIN_FILE), run_dir, group, device, stop, None, labels)
         summary = trainer.run(fresh=False)
         assert summary.world_size == world_size
         torch.save(

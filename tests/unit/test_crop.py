@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preprocess.crop import cut_square, square_crop
+from preprocess.faces.crop import cut_square, square_crop
 
 
 def test_crop_is_square_centred_and_grows_with_the_margin():

@@ -8,8 +8,8 @@ from scipy.fft import dctn
 from anigan.params import load_params
 from preprocess import groups
 from preprocess.groups import components, same_key_edges
-from preprocess.hamming_index import popcount64
-from preprocess.phash import FaceHash, HashFailure, from_hex, hash_files, phash_from_gray, pixel_digest, thumbnail, to_hex
+from preprocess.dedupe.hamming_index import popcount64
+from preprocess.dedupe.phash import FaceHash, HashFailure, from_hex, hash_files, phash_from_gray, pixel_digest, thumbnail, to_hex
 from tests.faces_folder import KINDS, crop, drawing, plant
 
 DEFAULT_MAX_DISTANCE = load_params(None).dedupe.max_distance

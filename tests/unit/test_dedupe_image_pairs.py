@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from preprocess.image_pairs import faces_of_image_pairs, group_by_image, relative_box
+from preprocess.dedupe.image_pairs import faces_of_image_pairs, group_by_image, relative_box
 
 
 def test_boxes_are_placed_relative_to_their_image_and_unusable_ones_are_left_out():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from preprocess.hamming_index import Plan, bands_for, iter_distinct_pairs, near_pairs, plan_bands, popcount64
+from preprocess.dedupe.hamming_index import Plan, bands_for, iter_distinct_pairs, near_pairs, plan_bands, popcount64
 
 
 def brute_force(hashes: np.ndarray, max_distance: int) -> np.ndarray:
@@ -87,7 +87,7 @@ def test_plan_uses_brute_force_for_a_handful_and_bands_for_many():
 
 
 def test_bands_searched_in_worker_processes_give_the_same_pairs(monkeypatch):
-    from preprocess import hamming_index
+    from preprocess.dedupe import hamming_index
 
     monkeypatch.setattr(hamming_index, "PARALLEL_FROM", 0)  # use the pool even for a small input
     rng = np.random.default_rng(11)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from tests.conftest import make_demo_face_dataset
-from train.condition_accuracy import (
+from evaluate.metrics.condition_accuracy import (
     UNKNOWN,
     chance_of_requests,
     index_labels,
@@ -26,8 +26,8 @@ from train.condition_accuracy import (
     score_conditions,
     train_classifier,
 )
-from train.conditions import color_vocabularies, encode_conditions, label_rows
-from train.samples import fixed_noise, generate
+from gan.conditions import color_vocabularies, encode_conditions, label_rows
+from gan.samples import fixed_noise, generate
 
 CPU = torch.device("cpu")
 STEPS, BATCH = 150, 32  # enough for the demo's flat colours; a few seconds on two cores

@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from train.face_rate import face_found, face_rate, upscale
+from evaluate.metrics.face_rate import face_found, face_rate, upscale
 
 
 def demo_face(side):
     """The demo booru's self-check portrait, cut and shrunk to `side` px as the faces stage would crop it."""
     from crawler.demo.drawing import face_box
     from crawler.demo.generator import portrait
-    from preprocess.crop import cut_square, square_crop
+    from preprocess.faces.crop import cut_square, square_crop
 
     picture = portrait(seed=0, size=320)  # drawn at centre (160, 0.48 * 320), radius 0.25 * 320
     crop = square_crop(face_box(160, 0.48 * 320, 0.25 * 320), 0.25, picture.size, "shift")

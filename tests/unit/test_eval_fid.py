@@ -7,7 +7,7 @@ import torch
 
 from anigan.errors import UserError
 from anigan.params import load_params
-from train.metrics_fid import (
+from evaluate.metrics.fid_kid import (
     INCEPTION_WEIGHTS_FILE,
     INCEPTION_WEIGHTS_URL,
     frechet_distance,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from train.memorization import memorization, nearest_neighbours
+from evaluate.metrics.memorization import memorization, nearest_neighbours
 
 
 def random_images(seed, count, side=8):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.metrics_msssim import BETAS, mean_pairwise_msssim, pairwise_msssim, sample_pairs
+from evaluate.metrics.msssim import BETAS, mean_pairwise_msssim, pairwise_msssim, sample_pairs
 
 
 def as_set(pairs):

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from train.overfitting import discriminator_scores, overfitting_gap, subset
+from evaluate.metrics import subset
+from evaluate.metrics.overfitting import discriminator_scores, overfitting_gap
 
 CPU = torch.device("cpu")
 
@@ -37,7 +38,7 @@ def test_subsets_are_seeded_sorted_and_everything_when_few():
 
 
 def test_the_real_discriminator_scores_one_logit_per_image():
-    from train.models import build_models
+    from gan.models import build_models
 
     _, discriminator = build_models(nz=8, ngf=8, ndf=8, image_size=32, seed=0)
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)

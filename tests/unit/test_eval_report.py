@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 from PIL import Image
 
-from train.charts import chart_groups, curves_svg, read_dvclive_series, svg_line_chart
-from train.report import NearestPair, ReportInputs, data_uri, render_report
+from gan.charts import chart_groups, curves_svg, read_dvclive_series, svg_line_chart
+from evaluate.report import NearestPair, ReportInputs, data_uri, render_report
 
 
 def write_live_metrics(folder, history):
@@ -125,7 +125,7 @@ def test_a_missing_or_broken_progress_gif_becomes_a_note():
 
 
 def test_condition_accuracy_is_shown_beside_its_chance_levels_for_an_acgan():
-    from train.condition_accuracy import ConditionAccuracy
+    from evaluate.metrics.condition_accuracy import ConditionAccuracy
 
     accuracy = ConditionAccuracy(
         classifier_test={"hair": 0.95, "eyes": 0.8, "both": 0.76},

@@ -2,8 +2,8 @@
 
 import torch
 
-from train.evaluate import untrained_copy
-from train.models import build_models
+from evaluate.metrics.face_rate import untrained_copy
+from gan.models import build_models
 
 
 def _weights(model):

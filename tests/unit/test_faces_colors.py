@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from preprocess.face_colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_color, hair_from_tags, iris_color, nearest_color
+from preprocess.faces.colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_color, hair_from_tags, iris_color, nearest_color
 
 
 @pytest.mark.parametrize("palette", [HAIR_COLORS, EYE_COLORS])

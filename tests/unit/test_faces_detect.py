@@ -10,8 +10,8 @@ from PIL import Image
 
 from anigan.errors import UserError
 from anigan.params.faces import FacesParams
-from preprocess.detect import CascadeDetector, Detection, load_cascade, select_faces
-from preprocess.faces import detection_key
+from preprocess.faces.detect import CascadeDetector, Detection, load_cascade, select_faces
+from preprocess.faces.stage import detection_key
 
 SHARED_CASCADE = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "lbpcascade_animeface.xml"
 needs_cascade = pytest.mark.skipif(not SHARED_CASCADE.is_file(), reason="shared lbpcascade_animeface.xml not present")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from preprocess.face_quality import detection_quality, iou, match_boxes
+from preprocess.boxes import iou, match_boxes
+from preprocess.faces.quality import detection_quality
 
 
 def face(x, y, side, hair=None, eyes=None):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from anigan.errors import UserError
-from train import checkpoint as ckpt
+from gan import checkpoint as ckpt
 from train.ema import EMA
-from train.models import Discriminator, Generator, build_models
+from gan.models import Discriminator, Generator, build_models
 
 
 def make_state(iteration=7, ema=True):

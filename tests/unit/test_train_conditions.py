@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from anigan.errors import UserError
-from train import checkpoint as ckpt
-from train.conditions import (
+from gan import checkpoint as ckpt
+from gan.conditions import (
     OTHER,
     color_vocabularies,
     encode_conditions,
@@ -14,7 +14,7 @@ from train.conditions import (
     label_rows,
     load_color_labels,
 )
-from train.models import ConditionalDiscriminator, ConditionalGenerator, Generator, build_models
+from gan.models import ConditionalDiscriminator, ConditionalGenerator, Generator, build_models
 
 CONDITIONS = {"hair": ["black", "blue", "pink", OTHER], "eyes": ["green", "red"]}
 ACGAN_META = {"model": "acgan", "conditions": CONDITIONS, "nz": 8}
@@ -148,7 +148,7 @@ def test_an_acgan_checkpoint_loads_with_its_conditions_and_an_old_one_as_a_dcgan
 
 def test_switching_model_changes_the_run_identity_and_old_dcgan_runs_still_match():
     from anigan.params import load_params
-    from train.conditions import ColorLabels
+    from gan.conditions import ColorLabels
     from train.loop import changed_settings, run_identity
 
     labels = ColorLabels(CONDITIONS, np.array([[0, 1], [3, 0]]))

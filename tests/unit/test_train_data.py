@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from anigan.errors import UserError
-from train.data import BatchSource, fits_on_device, load_images
+from gan.packed import load_images
+from train.data import BatchSource, fits_on_device
 
 
 def numbered_images(count, size=32):

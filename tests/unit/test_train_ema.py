@@ -3,7 +3,7 @@
 import torch
 
 from train.ema import EMA
-from train.models import build_models
+from gan.models import build_models
 
 
 def test_decay_ramps_up_to_its_setting():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from train.models import Discriminator, Generator, build_models, depth_for
+from gan.models import Discriminator, Generator, build_models, depth_for
 
 
 @pytest.mark.parametrize("size", [32, 64, 128])

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from train.samples import fixed_noise, image_grid, to_uint8, write_gif, write_png
+from gan.samples import fixed_noise, image_grid, to_uint8, write_gif, write_png
 
 
 def test_fixed_noise_depends_only_on_the_seed():

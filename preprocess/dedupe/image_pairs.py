@@ -1,0 +1,71 @@
+"""Faces of reposted pictures: source images whose whole-picture pHashes are close, and the faces they share.
+
+Face hashes alone miss a repost when the detector boxes the copy's faces a few pixels differently
+from the original's (animeface does on re-encoded, resized or shifted copies, and those crops hash
+20 bits and more apart). The whole picture does not move with the detector, so its pHash still finds
+the repost. The faces of two such images are then paired by where they sit: boxes in coordinates
+relative to the image size (so a resized copy lines up), matched one to one, best overlap first,
+at IoU >= `box_iou`. Different faces of one scene sit apart, so they do not pair unless their boxes
+overlap that much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from preprocess.boxes import match_boxes
+
+
+def relative_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
+    """An [x, y, w, h] pixel box as fractions of the image's width and height; None when the box or size is unusable."""
+    try:
+        x, y, w, h = (float(v) for v in box)
+    except (TypeError, ValueError):
+        return None
+    if width <= 0 or height <= 0 or w <= 0 or h <= 0:
+        return None
+    return (x / width, y / height, w / width, h / height)
+
+
+def faces_of_image_pairs(
+    image_pairs: np.ndarray,
+    faces_by_image: Sequence[Sequence[tuple[int, Sequence[float]]]],
+    sizes: Sequence[tuple[int, int]],
+    min_iou: float,
+) -> np.ndarray:
+    """Face pairs (k, 2) joined through near-duplicate images.
+
+    `image_pairs` holds (a, b) image indices; `faces_by_image[a]` lists (face index, pixel box) of
+    image a, and `sizes[a]` is its decoded (width, height).
+    """
+    edges: list[tuple[int, int]] = []
+    for a, b in np.asarray(image_pairs, dtype=np.int64).reshape(-1, 2).tolist():
+        left = _placed(faces_by_image[a], sizes[a])
+        right = _placed(faces_by_image[b], sizes[b])
+        if not left or not right:
+            continue
+        for i, j in match_boxes([box for _, box in left], [box for _, box in right], min_iou):
+            edges.append((left[i][0], right[j][0]))
+    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+
+
+def _placed(faces: Sequence[tuple[int, Sequence[float]]], size: tuple[int, int]) -> list[tuple[int, tuple[float, ...]]]:
+    """The faces of one image whose boxes can be placed in it, with relative boxes."""
+    placed = []
+    for face, box in faces:
+        rel = relative_box(box, *size)
+        if rel is not None:
+            placed.append((face, rel))
+    return placed
+
+
+def group_by_image(image_ids: Sequence[str | None], boxes: Sequence[object], images: Mapping[str, int]) -> list[list[tuple[int, object]]]:
+    """faces_by_image for `faces_of_image_pairs`: face i goes to images[image_ids[i]] (faces of other images are left out)."""
+    grouped: list[list[tuple[int, object]]] = [[] for _ in range(len(images))]
+    for i, (image_id, box) in enumerate(zip(image_ids, boxes)):
+        k = images.get(image_id) if isinstance(image_id, str) else None
+        if k is not None:
+            grouped[k].append((i, box))
+    return grouped

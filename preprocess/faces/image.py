@@ -1,0 +1,116 @@
+"""One raw image through the faces stage: load, detect, select, crop, name colours, save crops.
+
+This is the unit of work a pool worker runs. It returns everything the stage needs to know about
+the image as one JSON-able record (faces and rejects), and writes each crop atomically before
+returning, so a record in the stage's state file always means its crops are on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from anigan.files import atomic_write_bytes
+from anigan.ids import face_id
+from anigan.images import png_bytes
+from anigan.params.faces import FacesParams
+from preprocess.faces.colors import describe_face
+from preprocess.faces.crop import cut_square, square_crop
+from preprocess.faces.detect import Detection, Detector, make_detector, select_faces
+from preprocess.imageio import ImageRejected, load_rgb
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """What a worker needs about one raw image: its ID, where it lies (None: not on disk), its tags."""
+
+    image_id: str
+    path: str | None
+    tags: tuple[str, ...]
+
+
+def detect_at_most(detector: Detector, image: Image.Image, max_side: int) -> list[Detection]:
+    """Detect on a copy shrunk to `max_side` (0: the image itself); boxes come back in source pixels."""
+    longest = max(image.size)
+    if not max_side or longest <= max_side:
+        return detector.detect(image)
+    scale = max_side / longest
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
+    return [
+        dataclasses.replace(d, box=tuple(round(v / scale) for v in d.box))  # type: ignore[arg-type]
+        for d in detector.detect(small)
+    ]
+
+
+def process_image(task: ImageTask, params: FacesParams, detector: Detector, images_dir: Path) -> dict:
+    """Detect and crop the faces of one image; returns {"image_id", "faces": [...], "rejects": [...]}.
+
+    `faces` are manifest records (DESIGN.md: face_id, image_id, box, crop, score, detector,
+    hair_color, eye_color, plus colors_from); `rejects` say why an image or a face gave no crop.
+    """
+    record: dict = {"image_id": task.image_id, "faces": [], "rejects": []}
+
+    def reject(reason: str, detail: str, box=None) -> None:
+        entry = {"image_id": task.image_id, "reason": reason, "detail": detail}
+        if box is not None:
+            entry["box"] = list(box)
+        record["rejects"].append(entry)
+
+    if task.path is None:
+        reject("missing_file", "no file for this image ID under the raw images folder")
+        return record
+    try:
+        image = load_rgb(task.path, params.max_pixels)
+    except ImageRejected as e:
+        reject(e.reason, e.detail)
+        return record
+    found = detect_at_most(detector, image, params.detect_max_side)
+    if not found:
+        reject("no_face", f"{detector.name} found no face")
+        return record
+    kept, dropped = select_faces(found, params)
+    for d, reason, detail in dropped:
+        reject(reason, detail, d.box)
+    placed = []
+    for d in kept:
+        crop = square_crop(d.box, params.margin, image.size, params.border)
+        if crop is None:
+            reject("at_border", "the crop would pass the image edge (faces.border: skip)", d.box)
+            continue
+        fid = face_id(task.image_id, crop)
+        if any(p[1] == fid for p in placed):
+            reject("duplicate_crop", f"same crop as face {fid}", d.box)
+            continue
+        placed.append((d, fid, crop))
+    for d, fid, crop in placed:
+        hair, eyes, source = describe_face(task.tags, len(placed), d.hair_rgb, d.eye_rgb)
+        atomic_write_bytes(images_dir / f"{fid}.png", png_bytes(cut_square(image, crop, params.size)))
+        record["faces"].append(
+            {
+                "face_id": fid,
+                "image_id": task.image_id,
+                "box": list(d.box),
+                "crop": list(crop),
+                "score": d.score,
+                "detector": detector.name,
+                "hair_color": hair,
+                "eye_color": eyes,
+                "colors_from": source,
+            }
+        )
+    return record
+
+
+@functools.lru_cache(maxsize=1)
+def _worker_detector(params: FacesParams) -> Detector:
+    # Built once per worker process (a cascade loads its XML, animeface its model) and reused.
+    return make_detector(params)
+
+
+def work(task: ImageTask, params: FacesParams, images_dir: str) -> dict:
+    """Pool entry point: process one image with this process's detector."""
+    return process_image(task, params, _worker_detector(params), Path(images_dir))
