@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
 TINY_HAIR = ("black", "blonde", "blue", "pink")
 TINY_EYES = ("blue", "green", "red")
 
@@ -21,7 +20,7 @@ def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, se
     With `colors`, face i has hair TINY_HAIR[i % 4] (a cap over the disc) and eyes
     TINY_EYES[i // 4 % 3], drawn in the faces stage's reference colours and named in the index.
     """
-    from preprocess.faces.colors import EYE_COLORS, HAIR_COLORS
+    from anigan.colors import EYE_COLORS, HAIR_COLORS
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,29 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Colour words (Danbooru tag spelling) -> BGR drawing colour.
-HAIR_COLORS: dict[str, tuple[int, int, int]] = {
-    "black": (40, 35, 35),
-    "blonde": (120, 220, 250),
-    "blue": (210, 110, 40),
-    "brown": (40, 80, 140),
-    "green": (70, 160, 60),
-    "pink": (190, 150, 250),
-    "purple": (170, 70, 130),
-    "red": (40, 40, 200),
-    "silver": (205, 200, 195),
-    "orange": (40, 140, 245),
-}
-EYE_COLORS: dict[str, tuple[int, int, int]] = {
-    "blue": (220, 110, 30),
-    "brown": (30, 70, 130),
-    "green": (60, 170, 40),
-    "purple": (180, 60, 140),
-    "red": (40, 30, 210),
-    "yellow": (40, 210, 235),
-    "aqua": (210, 200, 40),
-    "pink": (180, 120, 240),
-}
+from anigan.colors import EYE_COLORS, HAIR_COLORS
+
+# The project's colour words and colours (RGB), as OpenCV's BGR for painting.
+HAIR_BGR = {word: rgb[::-1] for word, rgb in HAIR_COLORS.items()}
+EYE_BGR = {word: rgb[::-1] for word, rgb in EYE_COLORS.items()}
 # Skin tones (BGR), pale to dark; all of low saturation, so an eye box's skin is not read as iris.
 SKIN_TONES = ((225, 235, 255), (210, 228, 255), (190, 212, 245), (165, 190, 225), (140, 165, 200))
 SKIN_BGR = SKIN_TONES[1]
@@ -337,7 +319,7 @@ def draw_face(img: np.ndarray, cx: float, cy: float, r: float, hair: str, eyes: 
     """Paint one face in place on a BGR uint8 image, in `style` (the plain template by default)."""
     s = style or FaceStyle()
     pen = _Pen(img, cx, cy, r, s.tilt)
-    hair_bgr = _shade(HAIR_COLORS[hair], s.hair_shade)
+    hair_bgr = _shade(HAIR_BGR[hair], s.hair_shade)
     line = tuple(int(c * 0.35) for c in hair_bgr)
     _back_hair(pen, s, _shade(hair_bgr, s.back_shade))
     _shoulders(pen, s)
@@ -346,6 +328,6 @@ def draw_face(img: np.ndarray, cx: float, cy: float, r: float, hair: str, eyes: 
     _bangs(pen, s, hair_bgr)
     if s.shine is not None:
         pen.ellipse(0, s.shine + 0.45, 0.9, 0.55, _shade(hair_bgr, 1.4), start=215, end=325, thickness=pen.width(0.07))
-    _eyes(pen, s, EYE_COLORS[eyes])
+    _eyes(pen, s, EYE_BGR[eyes])
     _mouth(pen, s)
     _accessory(pen, s)

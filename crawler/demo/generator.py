@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from anigan.colors import EYE_COLORS, HAIR_COLORS
 from anigan.ids import sha256_hex
-from crawler.demo.drawing import EXTENT, EYE_COLORS, HAIR_COLORS, FaceStyle, draw_face, face_box, face_extent
+from crawler.demo.drawing import EXTENT, FaceStyle, draw_face, face_box, face_extent
 
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 RATING_WEIGHTS = (0.7, 0.2, 0.07, 0.03)

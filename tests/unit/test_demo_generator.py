@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anigan.colors import EYE_COLORS, HAIR_COLORS
 from anigan.ids import sha256_hex
-from crawler.demo.drawing import EYE_COLORS, HAIR_COLORS
 from crawler.demo.generator import EDGE_KINDS, RATINGS, generate_site
 
 PLANTED_KINDS = set(EDGE_KINDS) - {"forbidden"}  # a forbidden post is an ordinary scene behind robots.txt

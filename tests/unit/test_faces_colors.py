@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from preprocess.faces.colors import EYE_COLORS, HAIR_COLORS, describe_face, eyes_from_tags, hair_color, hair_from_tags, iris_color, nearest_color
+from anigan.colors import EYE_COLORS, HAIR_COLORS
+from preprocess.faces.colors import describe_face, eyes_from_tags, hair_color, hair_from_tags, iris_color, nearest_color
 
 
 @pytest.mark.parametrize("palette", [HAIR_COLORS, EYE_COLORS])
