@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from anigan.params.schema import param
 
-# What `anigan evaluate` can compute, in the order it computes them (evaluate/metrics/<name>.py each).
+# What `anigan evaluate` can compute (evaluate/metrics/<name>.py each), in the default order.
 METRICS = ("fid_kid", "face_rate", "msssim", "memorization", "overfitting", "condition_accuracy")
 
 

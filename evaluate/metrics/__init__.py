@@ -2,7 +2,7 @@
 
 Every module `evaluate/metrics/<name>.py` does its own maths and ends with `score(inputs) ->
 MetricResult`, the one entry point the stage calls; the names themselves are declared once, in
-the params (`anigan.params.evaluate.METRICS`), and are computed in that order.
+the params (`anigan.params.evaluate.METRICS`), and run in the order `evaluate.metrics` lists them.
 """
 
 from __future__ import annotations
