@@ -108,7 +108,7 @@ def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
     """image ID -> path of its file under raw/images/<id[:2]>/<id>.<ext> (whatever the extension)."""
     found: dict[str, str] = {}
     for prefix in sorted({i[:2] for i in image_ids}):
-        folder = raw / "images" / prefix  # the crawl's content-addressed layout (DESIGN.md)
+        folder = raw / "images" / prefix  # the crawl's content-addressed layout (docs/architecture.md)
         if folder.is_dir():
             for p in sorted(folder.iterdir()):
                 if p.is_file() and not p.name.startswith("."):

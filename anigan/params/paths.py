@@ -1,4 +1,4 @@
-"""Where each stage reads and writes, relative to the repo root (DESIGN.md, data contracts)."""
+"""Where each stage reads and writes, relative to the repo root (docs/architecture.md, data contracts)."""
 
 from dataclasses import dataclass
 

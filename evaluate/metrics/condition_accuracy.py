@@ -59,7 +59,7 @@ def _as_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
 class ColourClassifier(nn.Module):
     """Faces (N, 3, s, s) in [-1, 1] -> hair and eye colour logits.
 
-    Four small convolutions with batch norm (on the demo faces it learns the irises in half the steps), then
+    Four small convolutions with batch norm (it learns the irises sooner: docs/evaluate.md), then
     both average and max pooling: the hair is most of the picture (the average sees it), the
     irises are a few pixels (the max finds them).
     """

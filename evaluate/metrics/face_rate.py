@@ -2,10 +2,9 @@
 
 animeface looks for eyes, a chin and hair at sizes of tens of pixels, so small images (32 or
 64 px) are first upscaled; the same upscaling is applied to real and generated images so the
-two rates compare. The size matters both ways: on demo face crops as the faces stage cuts them
-(the face about two thirds of the side), animeface finds 99% when 32 or 64 px crops are
-upscaled to 96-128 px, but under 10% at 256 px (a blurred face that large is not found), and
-32 px crops upscaled to 160 px already lose some. Hence the default of 128.
+two rates compare. The size matters both ways: too small and animeface misses the face, too
+large and a blurred face is not found either. The default of 128 sits where demo crops are
+found best (docs/evaluate.md has the measurements).
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ take the 2-D DCT, keep 64 low frequencies and set one bit per coefficient that l
 median. One change, measured on drawn anime faces: the 64 are the 8 lowest vertical frequencies
 times the 8 lowest *even* horizontal ones. Face crops are close to left-right symmetric, so their
 odd horizontal frequencies (which measure asymmetry) are near zero and their bits flip with any
-noise: with the plain 8x8 block, copies resized to 75 % landed up to 26 bits apart; with even
-columns, at most 6 (bench/RESULTS.md). A mirrored copy gets the same hash, which suits a face
-dataset too.
+noise, and resized copies landed far apart with the plain 8x8 block; even columns keep them
+close (see bench/RESULTS.md). A mirrored copy gets the same hash, which suits a face dataset
+too.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def detect_at_most(detector: Detector, image: Image.Image, max_side: int) -> lis
 def process_image(task: ImageTask, params: FacesParams, detector: Detector, images_dir: Path) -> dict:
     """Detect and crop the faces of one image; returns {"image_id", "faces": [...], "rejects": [...]}.
 
-    `faces` are manifest records (DESIGN.md: face_id, image_id, box, crop, score, detector,
+    `faces` are manifest records (docs/architecture.md: face_id, image_id, box, crop, score, detector,
     hair_color, eye_color, plus colors_from); `rejects` say why an image or a face gave no crop.
     """
     record: dict = {"image_id": task.image_id, "faces": [], "rejects": []}
