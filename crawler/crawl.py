@@ -30,8 +30,8 @@ import crawler
 from anigan.errors import UserError
 from anigan.files import atomic_write_bytes, write_json
 from anigan.params import Params
-from crawler.job import CrawlJob, make_job
 from crawler.folder import FolderImport, check_folder
+from crawler.job import CrawlJob, make_job
 from crawler.rawfolder import Ledger, RawFolder, Reconciled, post_key
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urljoin, urlsplit
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import scrapy
 from scrapy.exceptions import IgnoreRequest
