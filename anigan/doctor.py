@@ -57,9 +57,11 @@ def check_packages() -> Check:
 
 
 def check_pillow() -> Check:
-    version = _version("pillow") or "0"
-    ok = _major(version) < 12
-    return Check("pillow", ok, f"Pillow {version}" + ("" if ok else ": animeface finds no faces with Pillow 12+"), "run `uv sync` (the lock pins pillow<12)")
+    from preprocess.faces import selfcheck
+
+    ok = selfcheck.pillow_works_with_animeface()
+    detail = f"Pillow {selfcheck.pillow_version()}" + ("" if ok else ": animeface finds no faces with Pillow 12+")
+    return Check("pillow", ok, detail, selfcheck.PILLOW_FIX)
 
 
 def check_opencv() -> Check:
@@ -89,16 +91,15 @@ def check_torch() -> Check:
 
 
 def check_animeface() -> Check:
-    """Draw one demo face and ask animeface to find it: the whole offline pipeline depends on this."""
+    """Ask animeface to find the one face of a stored test picture: the whole offline pipeline depends on this."""
+    from preprocess.faces import selfcheck
+
     try:
-        demo = importlib.import_module("crawler.demo.generator")
-        animeface = importlib.import_module("animeface")
-        image = demo.portrait(seed=0)
-        found = animeface.detect(image)
+        found = selfcheck.faces_in_test_picture()
     except Exception as e:
-        return Check("animeface", False, f"animeface failed: {e}", "run `uv sync`; animeface needs pillow<12")
-    ok = len(found) >= 1
-    return Check("animeface", ok, f"found {len(found)} face(s) on a drawn test face", "animeface sees nothing: check `uv sync` installed pillow<12")
+        return Check("animeface", False, f"animeface failed: {e}", selfcheck.PILLOW_FIX)
+    ok = found >= 1
+    return Check("animeface", ok, f"found {found} face(s) on a drawn test face", "animeface sees nothing: " + selfcheck.PILLOW_FIX)
 
 
 def check_cascade(params: Params) -> Check:

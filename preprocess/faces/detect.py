@@ -21,6 +21,7 @@ from PIL import Image
 
 from anigan.errors import UserError
 from anigan.params.faces import FacesParams
+from preprocess.faces import selfcheck
 from preprocess.faces.colors import hair_color, iris_color
 
 RGB = tuple[int, int, int]
@@ -143,11 +144,11 @@ def load_cascade(path: str | Path | None):
 
 def check_animeface() -> None:
     """Fail with one clear line when animeface cannot work here (Pillow 12+, or blind to a drawn face)."""
-    from anigan import doctor
-
-    for check in (doctor.check_pillow(), doctor.check_animeface()):
-        if not check.ok:
-            raise UserError(f"animeface self-check failed: {check.detail}; fix: {check.fix}")
+    if not selfcheck.pillow_works_with_animeface():
+        raise UserError(f"animeface self-check failed: Pillow {selfcheck.pillow_version()} (animeface finds no faces with Pillow 12+); fix: {selfcheck.PILLOW_FIX}")
+    found = selfcheck.faces_in_test_picture()
+    if found < 1:
+        raise UserError(f"animeface self-check failed: it found no face on a drawn test face; fix: {selfcheck.PILLOW_FIX}")
 
 
 def make_detector(params: FacesParams) -> Detector:

@@ -115,6 +115,32 @@ def test_second_repro_does_nothing(project, first_repro):
     assert stages_run(out) == set(), out
 
 
+def stages_changed(project: Path) -> set[str]:
+    """The stages `dvc status` says would rerun (their own deps changed)."""
+    return set(json.loads(sh(["dvc", "status", "--json"], project) or "{}"))
+
+
+@pytest.mark.parametrize(
+    ("edited", "must_rerun"),
+    [
+        ("anigan/ids.py", {"crawl", "faces", "dedupe", "split", "train"}),  # the face ID and the split's hash fraction
+        ("preprocess/boxes.py", {"faces", "dedupe"}),
+        ("gan/models.py", {"train", "evaluate"}),
+        ("draw/serve.py", set()),  # the page: no stage runs it
+        ("anigan/doctor.py", set()),  # a command, not a stage
+    ],
+)
+def test_editing_code_reruns_exactly_the_stages_that_run_it(project, first_repro, edited, must_rerun):
+    path = project / edited
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        assert stages_changed(project) == must_rerun
+    finally:
+        path.write_bytes(original)
+    assert stages_changed(project) == set()
+
+
 def test_lr_sweep_point_reruns_only_train_and_evaluate_and_shows_in_exp_show(project, first_repro):
     out = sh(["dvc", "exp", "run", "-S", "lr=0.0001"], project)
     assert stages_run(out) == {"train", "evaluate"}, out

@@ -84,3 +84,10 @@ def test_detection_key_knows_the_cascade_by_content_not_by_path(tmp_path):
     assert detection_key(one) != detection_key(dataclasses.replace(one, cascade_neighbors=9))
     copy.write_bytes(SHARED_CASCADE.read_bytes() + b"\n<!-- edited -->\n")
     assert detection_key(one) != detection_key(dataclasses.replace(one, cascade_path=str(copy)))
+
+
+def test_the_animeface_self_check_finds_the_one_face_of_its_test_picture():
+    from preprocess.faces import selfcheck
+
+    assert selfcheck.pillow_works_with_animeface()
+    assert selfcheck.faces_in_test_picture() == 1
