@@ -207,6 +207,7 @@ def test_in_chromium_a_dcgan_page_hides_the_colours_and_still_draws(servers, bro
     assert page.evaluate("document.getElementById('status').textContent") == "16 faces, seed 0"
 
 
+@pytest.mark.slow
 def test_the_command_prints_its_url_serves_the_page_and_stops_cleanly_on_ctrl_c(checkpoints):
     command = [sys.executable, "-m", "anigan", "serve", "--checkpoint", str(checkpoints["acgan"]), "--port", "0", "--device", "cpu"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

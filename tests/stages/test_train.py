@@ -62,7 +62,7 @@ def metric_steps(run_dir, name="loss_D"):
     return [int(line.split("\t")[0]) for line in lines if line.strip()]
 
 
-@pytest.mark.parametrize("size", [32, 64, 128])
+@pytest.mark.parametrize("size", [32, 64, pytest.param(128, marks=pytest.mark.slow)])
 def test_each_image_size_trains_and_writes_checkpoint_samples_gif_and_dvclive(tmp_path, size):
     dataset = make_tiny_dataset(tmp_path / "dataset", train=12, test=4, size=size)
     run_dir = tmp_path / "run"
@@ -92,6 +92,7 @@ def test_each_image_size_trains_and_writes_checkpoint_samples_gif_and_dvclive(tm
     assert (run_dir / "dvclive" / "plots" / "images" / "samples.png").is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted_one(tiny_dataset, tmp_path):
     train(tiny_dataset, tmp_path / "straight", iterations=8)
 
@@ -112,6 +113,7 @@ def test_sigterm_writes_a_checkpoint_and_the_resumed_run_equals_an_uninterrupted
     assert metric_steps(tmp_path / "stopped") == list(range(1, 9))
 
 
+@pytest.mark.slow
 def test_a_crash_between_checkpoints_resumes_from_the_last_one_without_duplicate_log_rows(tiny_dataset, tmp_path):
     train(tiny_dataset, tmp_path / "straight", iterations=8)
 
@@ -132,6 +134,7 @@ def test_a_crash_between_checkpoints_resumes_from_the_last_one_without_duplicate
     )
 
 
+@pytest.mark.slow
 def test_raising_iterations_extends_a_finished_run_and_other_settings_start_over(tiny_dataset, tmp_path):
     run_dir = tmp_path / "run"
     train(tiny_dataset, run_dir, iterations=4)
@@ -241,6 +244,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch, capsys, args, 
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_a_real_process_saves_a_checkpoint_and_exits_130(tiny_dataset, tmp_path):
     overrides = [f"-S{k}={v}" for k, v in TINY.items()]
     command = [sys.executable, "-m", "anigan", "-v", *overrides, "train", "--dataset", str(tiny_dataset), "--run-dir", "run", "--iterations", "100000"]

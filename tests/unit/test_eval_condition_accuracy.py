@@ -89,6 +89,7 @@ def _samples(generator, conditions, count=256, seed=0):
     return generate(generator, fixed_noise(count, 8, seed), CPU, 64, labels=labels), labels.numpy()
 
 
+@pytest.mark.slow
 def test_the_classifier_names_real_test_faces_far_above_chance(demo_faces, classifier):
     _, _, (images, labels), _ = demo_faces
     accuracy = match_shares(predict_colours(classifier, images, CPU), labels)
