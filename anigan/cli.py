@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dedupe": ("preprocess.dedupe.cli:dedupe_command", "Group exact and near-duplicate faces; keep one per group."),
     "faces": ("preprocess.faces.cli:faces_command", "Detect, crop and describe anime faces in the raw images."),
     "split": ("preprocess.split.cli:split_command", "Split kept faces into train/test without leaks and pack them as arrays."),
-    "train": ("train.cli:train_command", "Train the DCGAN on the packed faces; resumes from the last checkpoint."),
+    "train": ("train.cli:train_command", "Train the GAN (DCGAN, or ACGAN on hair and eye colour) on the packed faces; resumes."),
     "generate": ("draw.cli:generate_command", "Draw faces from a trained generator: a grid PNG and/or single PNGs."),
     "evaluate": ("evaluate.cli:evaluate_command", "Score the generator on the test split: metrics.json and report.html."),
     "serve": ("draw.cli:serve_command", "A local web page that draws faces, with hair and eye colour picked (ACGAN)."),
