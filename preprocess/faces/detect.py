@@ -1,4 +1,4 @@
-"""The two face detectors behind one shape: `detector.detect(rgb_image) -> list[Detection]`.
+"""The face detectors behind one shape: `detector.detect(rgb_image) -> list[Detection]`.
 
 - `animeface` (default): the nvxs anime face detector. Gives a likelihood in 0..1, a hair colour
   estimate and eye boxes (the iris colour is read from those here). It finds nothing with Pillow 12+, so `open_detector` checks that first and
@@ -6,6 +6,8 @@
 - `cascade`: an OpenCV cascade XML (e.g. lbpcascade_animeface.xml), fast and good on real art but
   blind to the demo booru's simple drawings. A cascade only says yes or no, so its score is 1.0;
   `faces.cascade_neighbors` is its confidence knob (more neighbours: fewer, surer faces).
+- `both`: the union of the two. Where their boxes overlap the animeface detection is kept, as it
+  brings a score, colours and the eye positions alignment needs.
 
 OpenCV is limited to one thread per process here, so `faces.workers` is the number of cores used.
 """
@@ -21,10 +23,16 @@ from PIL import Image
 
 from anigan.errors import UserError
 from anigan.params.faces import FacesParams
+from preprocess.boxes import iou
 from preprocess.faces import selfcheck
 from preprocess.faces.colors import hair_color, iris_color
 
 RGB = tuple[int, int, int]
+Point = tuple[float, float]
+# Two boxes overlapping at least this much (IoU) are one face in `both` mode: the two detectors
+# frame the same face differently (the cascade's box is tighter), so the bar is lower than the
+# 0.5 used to score detections against the truth.
+SAME_FACE_IOU = 0.3
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class Detection:
     score: float
     hair_rgb: RGB | None = None
     eye_rgb: RGB | None = None
+    eyes: tuple[Point, Point] | None = None  # eye centres in source pixels, the image's left one first
+    found_by: str = ""  # the detector that found it ("animeface" or "cascade")
 
 
 class Detector(Protocol):
@@ -58,6 +68,17 @@ def _hair_rgb(pixels: np.ndarray, face) -> RGB | None:
     cheeks = pixels[max(int(eye_bottom), 0) : max(int(y + 0.85 * h), 0), max(int(x + 0.3 * w), 0) : max(int(x + 0.7 * w), 0)]
     skin = np.median(cheeks.reshape(-1, 3), axis=0) if cheeks.size else np.empty(0)
     return hair_color(region, skin)
+
+
+def _eye_centres(face) -> tuple[Point, Point]:
+    """animeface's eye boxes as centre points, ordered left to right in the image.
+
+    animeface names eyes from the character's side (its `left_eye` is usually on the image's
+    right); alignment needs them in image order.
+    """
+    centres = [(p.x + p.width / 2, p.y + p.height / 2) for p in (face.left_eye.pos, face.right_eye.pos)]
+    left, right = sorted(centres)
+    return (float(left[0]), float(left[1])), (float(right[0]), float(right[1]))
 
 
 def _eye_rgb(pixels: np.ndarray, face) -> RGB | None:
@@ -90,8 +111,29 @@ class AnimefaceDetector:
         pixels = np.asarray(image)
         for f in self._animeface.detect(image):
             pos = f.face.pos
-            found.append(Detection((int(pos.x), int(pos.y), int(pos.width), int(pos.height)), round(float(f.likelihood), 4), _hair_rgb(pixels, f), _eye_rgb(pixels, f)))
+            box = (int(pos.x), int(pos.y), int(pos.width), int(pos.height))
+            found.append(Detection(box, round(float(f.likelihood), 4), _hair_rgb(pixels, f), _eye_rgb(pixels, f), _eye_centres(f), self.name))
         return found
+
+    def eyes_in_box(self, image: Image.Image, box: tuple[int, int, int, int]) -> tuple[Point, Point] | None:
+        """The eyes of the face animeface finds inside `box` (widened by half its side), in source pixels.
+
+        How a face another detector found gets aligned: animeface looks again at just that patch,
+        and its most likely face there, if its centre lies in `box`, lends its eyes.
+        """
+        x, y, w, h = box
+        pad = max(w, h) // 2
+        left, top = max(0, x - pad), max(0, y - pad)
+        patch = image.crop((left, top, min(image.width, x + w + pad), min(image.height, y + h + pad)))
+        best = None
+        for d in self.detect(patch):
+            cx, cy = left + d.box[0] + d.box[2] / 2, top + d.box[1] + d.box[3] / 2
+            if x <= cx <= x + w and y <= cy <= y + h and (best is None or d.score > best.score):
+                best = d
+        if best is None or best.eyes is None:
+            return None
+        (lx, ly), (rx, ry) = best.eyes
+        return (lx + left, ly + top), (rx + left, ry + top)
 
 
 class CascadeDetector:
@@ -110,10 +152,35 @@ class CascadeDetector:
     def detect(self, image: Image.Image) -> list[Detection]:
         cv2 = self._cv2
         gray = cv2.equalizeHist(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY))
-        boxes = self._classifier.detectMultiScale(
-            gray, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(self._min_size, self._min_size)
-        )
-        return [Detection(tuple(int(v) for v in b), 1.0) for b in boxes]
+        boxes = self._classifier.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=self._min_neighbors, minSize=(self._min_size, self._min_size))
+        return [Detection(tuple(int(v) for v in b), 1.0, found_by=self.name) for b in boxes]
+
+
+class BothDetector:
+    """animeface and the cascade together: every face either finds, overlaps counted once."""
+
+    name = "both"
+
+    def __init__(self, animeface: AnimefaceDetector, cascade: CascadeDetector) -> None:
+        self.animeface, self.cascade = animeface, cascade
+
+    def detect(self, image: Image.Image) -> list[Detection]:
+        return merge_detections(self.animeface.detect(image), self.cascade.detect(image))
+
+    def eyes_in_box(self, image: Image.Image, box: tuple[int, int, int, int]) -> tuple[Point, Point] | None:
+        return self.animeface.eyes_in_box(image, box)
+
+
+def merge_detections(first: list[Detection], second: list[Detection], same_face_iou: float = SAME_FACE_IOU) -> list[Detection]:
+    """All of `first`, plus each of `second` that overlaps none of them by `same_face_iou` or more.
+
+    Overlapping detections within `second` itself are merged the same way (first one kept).
+    """
+    merged = list(first)
+    for d in second:
+        if all(iou(d.box, m.box) < same_face_iou for m in merged):
+            merged.append(d)
+    return merged
 
 
 def load_cascade(path: str | Path | None):
@@ -123,7 +190,7 @@ def load_cascade(path: str | Path | None):
     if not hasattr(cv2, "CascadeClassifier"):
         raise UserError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in OpenCV 5): run `uv sync` (the lock pins opencv<5)")
     if path is None:
-        raise UserError("faces.detector is cascade but faces.cascade_path is not set: point it at a cascade XML such as lbpcascade_animeface.xml")
+        raise UserError("faces.detector is cascade or both but faces.cascade_path is not set: point it at a cascade XML such as lbpcascade_animeface.xml")
     p = Path(path)
     if not p.exists():
         raise UserError(f"faces.cascade_path {str(path)!r}: no such file")
@@ -145,7 +212,9 @@ def load_cascade(path: str | Path | None):
 def check_animeface() -> None:
     """Fail with one clear line when animeface cannot work here (Pillow 12+, or blind to a drawn face)."""
     if not selfcheck.pillow_works_with_animeface():
-        raise UserError(f"animeface self-check failed: Pillow {selfcheck.pillow_version()} (animeface finds no faces with Pillow 12+); fix: {selfcheck.PILLOW_FIX}")
+        raise UserError(
+            f"animeface self-check failed: Pillow {selfcheck.pillow_version()} (animeface finds no faces with Pillow 12+); fix: {selfcheck.PILLOW_FIX}"
+        )
     found = selfcheck.faces_in_test_picture()
     if found < 1:
         raise UserError(f"animeface self-check failed: it found no face on a drawn test face; fix: {selfcheck.PILLOW_FIX}")
@@ -158,13 +227,15 @@ def make_detector(params: FacesParams) -> Detector:
     cv2.setNumThreads(1)  # one core per worker: the pool, not OpenCV, spreads the work
     if params.detector == "cascade":
         return CascadeDetector(params.cascade_path, params.cascade_neighbors, params.min_face_size)
+    if params.detector == "both":
+        return BothDetector(AnimefaceDetector(), CascadeDetector(params.cascade_path, params.cascade_neighbors, params.min_face_size))
     return AnimefaceDetector()
 
 
 def open_detector(params: FacesParams) -> Detector:
     """make_detector plus the start-up checks: the cascade file loads, or animeface sees a drawn face."""
     detector = make_detector(params)  # first: it limits OpenCV to one thread before any drawing
-    if params.detector == "animeface":
+    if params.detector in ("animeface", "both"):
         check_animeface()
     return detector
 
