@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from PIL import Image
 
 from anigan.colors import EYE_COLORS, HAIR_COLORS
 from anigan.ids import sha256_hex
+from crawler.demo import defects as planted
 from crawler.demo.drawing import EXTENT, FaceStyle, draw_face, face_box, face_extent
 
 RATINGS = ("general", "sensitive", "questionable", "explicit")
@@ -59,6 +61,7 @@ class DemoFace:
     box: tuple[int, int, int, int]
     hair_color: str
     eye_color: str
+    defect: str | None = None  # a flaw planted on purpose (crawler/demo/defects.py), or None
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,15 @@ class DemoPost:
             "md5": self.md5,
             "kind": self.kind,
             "duplicate_of": self.duplicate_of,
-            "faces": [{"box": list(f.box), "hair_color": f.hair_color, "eye_color": f.eye_color} for f in self.faces],
+            "faces": [_face_truth(f) for f in self.faces],
         }
+
+
+def _face_truth(f: DemoFace) -> dict:
+    truth = {"box": list(f.box), "hair_color": f.hair_color, "eye_color": f.eye_color}
+    if f.defect is not None:
+        truth["defect"] = f.defect
+    return truth
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,7 @@ class Scene:
     pixels: np.ndarray
     faces: tuple[DemoFace, ...]
     background: str
+    placed: tuple[tuple[float, float, float], ...] = ()  # each face's drawing centre and radius
 
 
 def _post_rng(seed: int, post_id: int) -> np.random.Generator:
@@ -150,7 +161,7 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
 
 
-def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.0) -> Scene:
+def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.0, max_radius: float = math.inf) -> Scene:
     """A random background with `face_count` non-overlapping faces (fewer if they do not fit).
 
     Face radii are mostly 22-110 px with some small ones (14-22) that detectors may miss;
@@ -162,7 +173,7 @@ def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.
     for _ in range(face_count):
         for _attempt in range(60):
             r = float(rng.uniform(22, 110)) if rng.random() < 0.85 else float(rng.uniform(14, 22))
-            r = max(r, min_radius)
+            r = min(max(r, min_radius), max_radius)
             left, up, right, down = (v * r for v in EXTENT)
             if width <= left + right or height <= up + down:
                 continue
@@ -178,7 +189,7 @@ def draw_scene(rng: np.random.Generator, face_count: int, min_radius: float = 0.
         style = FaceStyle.random(rng)
         draw_face(pixels, cx, cy, r, hair, eyes, style)
         faces.append(DemoFace(face_box(cx, cy, r, style), hair, eyes))
-    return Scene(pixels, tuple(faces), background)
+    return Scene(pixels, tuple(faces), background, tuple(placed))
 
 
 def scene_tags(scene: Scene) -> tuple[str, ...]:
@@ -331,6 +342,56 @@ def _edge_post(kind: str, post_id: int, rng: np.random.Generator, base: tuple[De
     raise ValueError(f"unknown edge case kind {kind!r}")
 
 
+def _defect_post(post_id: int, rng: np.random.Generator, defect: str, defect_rng: np.random.Generator) -> DemoPost:
+    """A scene post with `defect` planted on every face (crawler/demo/defects.py), the truth saying so."""
+    if defect == "tiny":
+        side = float(defect_rng.uniform(*planted.TINY_SIDES))
+        radius = side / face_box(0, 0, 100.0)[2] * 100.0  # the plain template's box side per radius
+        scene = draw_scene(rng, int(rng.integers(1, 4)), min_radius=radius, max_radius=radius)
+    else:
+        scene = draw_scene(rng, 1 if defect == "cut_off" else int(rng.integers(1, 3)), min_radius=40.0)
+    pixels, faces = scene.pixels, scene.faces
+    extra_tags: tuple[str, ...] = ()
+    if defect == "blurred":
+        pixels = planted.blur_faces(pixels, [face_extent(*p) for p in scene.placed], [p[2] for p in scene.placed], defect_rng)
+    elif defect == "monochrome":
+        pixels = planted.to_monochrome(pixels, defect_rng)
+        if defect_rng.random() < 0.5:
+            extra_tags = ("greyscale", "monochrome")
+    elif defect == "text":
+        for f in faces:
+            pixels = planted.write_over(pixels, f.box, defect_rng)
+        extra_tags = ("text",)
+    elif defect == "cut_off" and faces:
+        pixels, dx, dy, _share = planted.cut_through(pixels, faces[0].box, 0.25, defect_rng)
+        height, width = pixels.shape[:2]
+        x, y, w, h = faces[0].box
+        faces = (DemoFace(planted.clip_box((x + dx, y + dy, w, h), width, height), faces[0].hair_color, faces[0].eye_color),)
+    faces = tuple(DemoFace(f.box, f.hair_color, f.eye_color, defect) for f in faces)
+    scene = Scene(pixels, faces, scene.background, scene.placed)
+    ext = "jpg" if rng.random() < 0.6 else "png"
+    data = encode(_pil(pixels), ext, quality=92) if ext == "jpg" else encode(_pil(pixels), ext)
+    rating = str(rng.choice(RATINGS, p=RATING_WEIGHTS))
+    tags = tuple(sorted(set(scene_tags(scene)) | set(extra_tags)))
+    return _post(post_id, "scene", data, ext, scene, tags, rating)
+
+
+def defect_slots(seed: int, posts: int, share: float, taken: dict[int, str]) -> dict[int, str]:
+    """Post id -> planted defect for about `share` of the ordinary posts, each kind equally likely.
+
+    Drawn from streams of their own, so the posts without a defect are the same bytes as on a
+    site generated with no defects at all, and a site with more posts keeps the earlier ones.
+    """
+    if share <= 0:
+        return {}
+    slots = {}
+    for pid in range(2, posts + 1):
+        draw = np.random.default_rng([seed, pid, 17]).random(2)
+        if pid not in taken and draw[0] < share:
+            slots[pid] = planted.DEFECTS[int(draw[1] * len(planted.DEFECTS))]
+    return slots
+
+
 def edge_case_slots(posts: int) -> dict[int, str]:
     """Post id -> edge case kind, spread evenly; with few posts only the first kinds fit."""
     count = len(EDGE_KINDS) if posts >= POSTS_FOR_ALL_EDGE_CASES else max(0, posts // 3 - 1)
@@ -340,15 +401,21 @@ def edge_case_slots(posts: int) -> dict[int, str]:
     return {pid: kind for pid, kind in slots.items() if 2 <= pid <= posts}
 
 
-def generate_site(seed: int = 0, posts: int = 120) -> DemoSite:
-    """All posts of the demo booru, ids 1..posts; deterministic in `seed`."""
+def generate_site(seed: int = 0, posts: int = 120, defects: float = 0.0) -> DemoSite:
+    """All posts of the demo booru, ids 1..posts; deterministic in `seed`.
+
+    `defects` is the share of ordinary posts given a planted defect (crawler/demo/defects.py).
+    """
     slots = edge_case_slots(posts)
+    flawed = defect_slots(seed, posts, defects, slots)
     result: list[DemoPost] = []
     last_with_face: tuple[DemoPost, Scene] | None = None  # what duplicates copy
     for post_id in range(1, posts + 1):
         rng = _post_rng(seed, post_id)
         kind = slots.get(post_id)
-        if kind is None or last_with_face is None:
+        if post_id in flawed:
+            post = _defect_post(post_id, rng, flawed[post_id], np.random.default_rng([seed, post_id, 18]))
+        elif kind is None or last_with_face is None:
             first = post_id == 1  # one face big enough to copy, so every planted kind has a source
             post, scene = _scene_post(post_id, rng, face_count=1 if first else None, min_radius=56.0 if first else 0.0)
             if any(min(f.box[2:]) >= COPY_FACE_SIDE for f in scene.faces):
