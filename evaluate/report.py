@@ -36,9 +36,14 @@ METRIC_MEANINGS: dict[str, str] = {
     "test_nn_train_distance_mean": "mean distance from a test image to its nearest training image",
     "test_nn_train_distance_min": "the smallest: the memorization threshold",
     "memorized_share": "share of samples closer to training than any test image is",
+    "nn_train_references": "training images the nearest-neighbour search compared with (a seeded subset when fewer than all)",
+    "nn_test_images": "test images measured for the memorization threshold (a seeded subset when fewer than all)",
     "d_logit_train": "discriminator's mean logit on training reals",
     "d_logit_test": "discriminator's mean logit on test reals",
     "d_overfit_gap": "train minus test logit: near 0 is healthy, large means D memorised its training set",
+    "d_overfit_gap_stderr": "standard error of the gap from the images scored: a gap within about twice it is noise",
+    "d_gap_train_images": "training images the discriminator scored (a seeded subset when fewer than all)",
+    "d_gap_test_images": "test images the discriminator scored (a seeded subset when fewer than all)",
     "condition_accuracy_hair": "share of samples whose hair colour (by the colour classifier) is the one asked for",
     "condition_accuracy_eyes": "the same for eye colour",
     "condition_accuracy_both": "the same for both colours at once",
@@ -91,16 +96,30 @@ class ReportInputs:
     condition_accuracy: ConditionAccuracy | None = None  # ACGAN checkpoints only
 
 
+# Counts of a seeded subset, shown as "<used> of <all>" beside the total they were drawn from.
+SAMPLED_FROM: dict[str, str] = {
+    "nn_train_references": "num_train",
+    "nn_test_images": "num_test",
+    "d_gap_train_images": "num_train",
+    "d_gap_test_images": "num_test",
+}
+
+
 def _format_value(value: float | int) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
+def _shown_value(key: str, metrics: Mapping[str, float | int]) -> str:
+    total = metrics.get(SAMPLED_FROM.get(key, ""))
+    return f"{metrics[key]} of {total}" if total is not None else _format_value(metrics[key])
+
+
 def _metric_rows(metrics: Mapping[str, float | int]) -> str:
     ordered = [k for k in METRIC_MEANINGS if k in metrics] + sorted(k for k in metrics if k not in METRIC_MEANINGS)
     return "\n".join(
-        f'<tr><td><code>{html.escape(k)}</code></td><td class="value">{_format_value(metrics[k])}</td>'
+        f'<tr><td><code>{html.escape(k)}</code></td><td class="value">{_shown_value(k, metrics)}</td>'
         f"<td>{html.escape(METRIC_MEANINGS.get(k, ''))}</td></tr>"
         for k in ordered
     )

@@ -2,7 +2,8 @@
 
 Every number is a pure function of the checkpoint, the packed dataset, `evaluate.seed` and
 `evaluate.num_samples`: the noise is drawn on the CPU from the seed, and every subset (KID
-subsets, MS-SSIM pairs, capped real sets) is drawn from the same seed.
+subsets, MS-SSIM pairs, capped real sets) is drawn from the same seed. The splits stay memory-mapped:
+each metric reads the rows it uses, a chunk at a time, so a large split is never held whole.
 """
 
 from __future__ import annotations

@@ -27,6 +27,13 @@ class EvaluateParams:
     msssim_pairs: int = param(1000, min=1, help="random sample pairs averaged for MS-SSIM diversity")
     face_upscale: int = param(128, min=32, help="side smaller images are upscaled to before animeface looks for a face")
     nn_pairs: int = param(8, min=0, help="nearest-neighbour pairs shown in the report")
+    nn_train_references: int = param(
+        50000, min=1, help="training images the nearest-neighbour search compares with (a seeded subset when there are more)"
+    )
+    nn_test_images: int = param(1000, min=1, help="test images measured as the memorization yardstick (a seeded subset when there are more)")
+    real_test_images: int = param(
+        10000, min=2, help="test images FID/KID and the colour classifier's test accuracy use (a seeded subset when there are more)"
+    )
     batch_size: int = param(64, min=1, help="batch size for generation and feature extraction")
     classifier_steps: int = param(200, min=1, help="training steps of the colour classifier behind condition accuracy (ACGAN checkpoints)")
     classifier_batch_size: int = param(32, min=1, help="faces per training step of the colour classifier")

@@ -14,6 +14,7 @@ Everything is seeded from `evaluate.seed`, so the numbers are a pure function of
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from torch import nn
 
 from anigan.errors import UserError
 from anigan.files import read_jsonl
-from evaluate.metrics import EvalInputs, MetricResult
+from evaluate.metrics import EvalInputs, MetricResult, subset
 from gan.conditions import ATTRIBUTES, Conditions, conditions_of, label_rows
 from gan.runtime import derive_seed
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 CLASSIFIER_SIDE = 32  # larger images are averaged down: flat colours survive it, and it keeps the CNN fast
 UNKNOWN = -1  # label_rows' index for a colour the vocabulary cannot name (no `other` to fold it into)
 PARTS = tuple(ATTRIBUTES)  # label columns: hair, eyes
+LABEL_BLOCK = 10_000
 
 
 def index_labels(dataset_dir: str | Path, split: str, count: int, conditions: Conditions) -> np.ndarray:
@@ -42,10 +44,15 @@ def index_labels(dataset_dir: str | Path, split: str, count: int, conditions: Co
     path = Path(dataset_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise UserError(f"{path}: no dataset index here; condition accuracy needs the split stage's colour words")
-    rows = list(read_jsonl(path))
-    if len(rows) != count:
-        raise UserError(f"{path}: {len(rows)} rows for {count} images in {split}.npy; rerun the split stage")
-    return label_rows(rows, conditions)
+    # Labelled a block of rows at a time: a large split's index is never held as Python objects.
+    parts, seen = [], 0
+    records = read_jsonl(path)
+    while block := list(itertools.islice(records, LABEL_BLOCK)):
+        parts.append(label_rows(block, conditions))
+        seen += len(block)
+    if seen != count:
+        raise UserError(f"{path}: {seen} rows for {count} images in {split}.npy; rerun the split stage")
+    return np.concatenate(parts) if parts else np.zeros((0, len(PARTS)), np.int64)
 
 
 def _as_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -219,12 +226,14 @@ def score(inputs: EvalInputs) -> MetricResult:
     if conditions is None or inputs.labels is None:
         return MetricResult({})
     p = inputs.params
-    train, test = inputs.train, np.asarray(inputs.test)
+    train = inputs.train
+    # The classifier's test accuracy from a seeded subset of a large test split.
+    test_rows = subset(len(inputs.test), p.real_test_images, p.seed)
     accuracy = score_conditions(
         inputs.samples,
         inputs.labels.numpy(),
         (train, index_labels(inputs.dataset, "train", len(train), conditions)),
-        (test, index_labels(inputs.dataset, "test", len(test), conditions)),
+        (inputs.test[test_rows], index_labels(inputs.dataset, "test", len(inputs.test), conditions)[test_rows]),
         conditions,
         steps=p.classifier_steps,
         batch_size=p.classifier_batch_size,

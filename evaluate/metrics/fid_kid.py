@@ -19,7 +19,7 @@ from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
 from anigan.errors import UserError
-from evaluate.metrics import EvalInputs, MetricResult
+from evaluate.metrics import EvalInputs, MetricResult, subset
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,14 @@ def kernel_inception_distance(
 
 
 def score(inputs: EvalInputs) -> MetricResult:
-    """FID and KID of the samples against the whole test split (skipped without the weights file)."""
+    """FID and KID of the samples against the test split, at most `real_test_images` of it (skipped without the weights file)."""
     p = inputs.params
     if not Path(p.inception_weights).is_file():
         return MetricResult({}, skipped=(missing_weights_message(p.inception_weights),))
     if len(inputs.test) < 2:
         return MetricResult({}, skipped=(f"FID/KID skipped: they need at least 2 test images, {inputs.dataset / 'test.npy'} has {len(inputs.test)}",))
-    test = np.asarray(inputs.test)
+    # A seeded subset of a large test split: Inception is the slowest network evaluate runs.
+    test = inputs.test[subset(len(inputs.test), p.real_test_images, p.seed)]
     network = load_inception(p.inception_weights, inputs.device)
     log.info("Inception features of %d samples and %d test images", len(inputs.samples), len(test))
     fake = inception_features(network, inputs.samples, p.batch_size, inputs.device)

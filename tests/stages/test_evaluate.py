@@ -29,6 +29,7 @@ OFFLINE_METRICS = {
     "face_rate", "face_rate_test", "face_rate_untrained", "msssim", "msssim_test",
     "nn_train_distance_mean", "nn_train_distance_min", "test_nn_train_distance_mean", "test_nn_train_distance_min",
     "memorized_share", "d_logit_train", "d_logit_test", "d_overfit_gap",
+    "nn_train_references", "nn_test_images", "d_overfit_gap_stderr", "d_gap_train_images", "d_gap_test_images",
 }  # fmt: skip
 
 
@@ -99,6 +100,25 @@ def test_the_report_embeds_samples_progress_curves_and_pairs(evaluated):
     assert sum(s.startswith("data:image/png;base64,") for s in sources) == 2 + 2 * 8  # two grids, eight pairs
     assert len(re.findall(r"<svg ", page)) >= 2  # loss curves from the run's DVCLive folder
     assert "loss_D" in page and "FID/KID skipped" in page
+
+
+def test_small_splits_are_used_whole_and_the_report_says_so(evaluated):
+    summary, out_dir = evaluated
+    m = summary.metrics
+    assert (m["nn_train_references"], m["nn_test_images"], m["d_gap_train_images"], m["d_gap_test_images"]) == (32, 6, 16, 6)
+    page = (out_dir / "report.html").read_text()
+    assert ">32 of 32<" in page and ">6 of 6<" in page
+
+
+def test_capped_subsets_are_seeded_recorded_in_metrics_and_report(trained, evaluated, tmp_path):
+    caps = {"evaluate.nn_train_references": 10, "evaluate.nn_test_images": 3, "evaluate.metrics": ["memorization", "overfitting"]}
+    summary = run_evaluate(evaluate_params(trained, tmp_path / "capped", **caps))
+    m = summary.metrics
+    assert (m["nn_train_references"], m["nn_test_images"], m["num_train"]) == (10, 3, 32)
+    # Fewer references can only leave each query as far as, or farther from, its nearest one.
+    assert m["nn_train_distance_mean"] >= evaluated[0].metrics["nn_train_distance_mean"]
+    assert ">10 of 32<" in (tmp_path / "capped" / "report.html").read_text()
+    assert run_evaluate(evaluate_params(trained, tmp_path / "again", **caps)).metrics == m
 
 
 def test_the_same_seed_gives_the_same_metrics_and_report_and_another_seed_other_samples(trained, evaluated, tmp_path):

@@ -27,7 +27,24 @@ def test_the_gap_is_train_minus_test():
     train = np.full((6, 4, 4, 3), 255, np.uint8)
     test = np.zeros((3, 4, 4, 3), np.uint8)
     gap = overfitting_gap(MeanBrightness(), train, test, CPU, batch_size=4, limit=100, seed=0)
-    assert gap == {"d_logit_train": 1.0, "d_logit_test": -1.0, "d_overfit_gap": 2.0}
+    assert gap == {
+        "d_logit_train": 1.0, "d_logit_test": -1.0, "d_overfit_gap": 2.0,
+        "d_overfit_gap_stderr": 0.0, "d_gap_train_images": 6, "d_gap_test_images": 3,
+    }  # fmt: skip
+
+
+def test_a_large_split_is_scored_on_a_seeded_subset_whose_error_covers_the_full_answer(tmp_path):
+    # Brightness spread over the whole range: the subset's mean is off the full mean by about its error.
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.integers(0, 256, (3000, 1, 1, 1), dtype=np.uint8).repeat(4, 1).repeat(4, 2).repeat(3, 3))
+    train = np.load(tmp_path / "train.npy", mmap_mode="r")
+    test = np.full((50, 4, 4, 3), 128, np.uint8)
+    full = overfitting_gap(MeanBrightness(), train, test, CPU, batch_size=64, limit=3000, seed=0)
+    sampled = overfitting_gap(MeanBrightness(), train, test, CPU, batch_size=64, limit=300, seed=0)
+    assert sampled["d_gap_train_images"] == 300 and sampled["d_gap_test_images"] == 50 and full["d_gap_train_images"] == 3000
+    assert sampled["d_overfit_gap_stderr"] > full["d_overfit_gap_stderr"] > 0
+    assert abs(sampled["d_overfit_gap"] - full["d_overfit_gap"]) < 3 * sampled["d_overfit_gap_stderr"]
+    assert sampled == overfitting_gap(MeanBrightness(), train, test, CPU, batch_size=7, limit=300, seed=0)
 
 
 def test_subsets_are_seeded_sorted_and_everything_when_few():
