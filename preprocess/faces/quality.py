@@ -9,6 +9,7 @@ an unmatched detection smaller than the floor is likewise ignored.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -82,3 +83,43 @@ def detection_quality(
         hair_accuracy=_share(hair_hits, hair_seen),
         eye_accuracy=_share(eye_hits, eye_seen),
     )
+
+
+# Which planted defect each quality filter is there to catch (crawler/demo/defects.py); text over
+# a face has no filter of its own, and is reported so it can be seen what the others make of it.
+FILTER_TARGETS = {"upscaled": "tiny", "cut_off": "cut_off", "monochrome": "monochrome", "blurry": "blurred"}
+
+
+def filter_quality(images: Iterable[tuple[Sequence[Mapping], Sequence[Mapping], Sequence[Mapping]]], iou_threshold: float = 0.5, min_size: int = 0) -> dict:
+    """Each quality filter's precision and recall on faces whose truth names a planted defect.
+
+    Per image: (kept faces, faces a filter dropped with their `reason`, true faces with an optional
+    `defect`); faces are mappings with a `box`. Only detections matched to a true face of at least
+    `min_size` count: a filter is judged on real faces, not on the detector's mistakes.
+    Precision: the share of the faces it dropped that carry its defect; recall: the share of the
+    faces with its defect it dropped (None where there was nothing to share).
+    """
+    dropped: Counter = Counter()
+    hits: Counter = Counter()
+    with_defect: Counter = Counter()
+    by_defect: dict[str, Counter] = defaultdict(Counter)
+    for kept, filtered, truth in images:
+        found = [(f, None) for f in kept] + [(f, f["reason"]) for f in filtered]
+        for i, j in match_boxes([f["box"] for f, _ in found], [t["box"] for t in truth], iou_threshold):
+            if face_side(truth[j]["box"]) < min_size:
+                continue
+            defect, reason = truth[j].get("defect") or "none", found[i][1]
+            with_defect[defect] += 1
+            by_defect[defect][reason or "kept"] += 1
+            if reason is not None:
+                dropped[reason] += 1
+                hits[reason] += FILTER_TARGETS.get(reason) == defect
+    filters = {}
+    for reason, defect in FILTER_TARGETS.items():
+        filters[reason] = {
+            "defect": defect,
+            "dropped": dropped[reason],
+            "precision": _share(hits[reason], dropped[reason]),
+            "recall": _share(hits[reason], with_defect[defect]),
+        }
+    return {"filters": filters, "faces_by_defect": {d: dict(sorted(c.items())) for d, c in sorted(by_defect.items())}}
