@@ -74,10 +74,10 @@ def run(posts: int, seed: int, defects: float, cascade: str | None) -> dict:
                     continue
                 tp += 1
                 found_by_defect[f.defect or "none"] += 1
-                if mode != "animeface":
+                if mode != modes[-1]:  # faces are measured once, on the widest mode's detections
                     continue
                 crop = square_crop(d.box, params.margin, image.size, params.border)
-                row = {"post_id": post.post_id, "defect": f.defect or "none", "tagged_monochrome": bool(monochrome_tags(post.tags))}
+                row = {"found_by": d.found_by, "post_id": post.post_id, "defect": f.defect or "none", "tagged_monochrome": bool(monochrome_tags(post.tags))}
                 for aligned in (False, True):
                     framing = frame_face(d.box, crop, d.eyes if aligned else None, "eyes", params.margin, params.size)
                     row["aligned" if aligned else "plain"] = measure_face(image, d.box, framing, params.margin, params.size).as_dict()

@@ -1,10 +1,11 @@
 """Quality filters: each measure moves the right way, each param drops with its reason."""
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
-from anigan.params.faces import FacesParams
 from preprocess.faces.filters import FaceMeasures, box_cut_off, check_face, chroma, monochrome_tags, sharpness
 
 
@@ -47,6 +48,11 @@ def test_cut_off_is_the_share_of_the_expanded_box_past_the_edge():
     assert box_cut_off((-50, 100, 100, 100), 0.25, (400, 400)) == pytest.approx(0.5, abs=0.03)
 
 
+def _limits(**changes):
+    """The filter params check_face reads (faces.max_upscale and the rest), all on."""
+    return SimpleNamespace(**{"max_upscale": 2.0, "max_cut_off": 0.3, "drop_monochrome": True, "min_chroma": 0.05, "min_sharpness": 0.5, **changes})
+
+
 CLEAN = FaceMeasures(upscale=1.0, cut_off=0.0, chroma=0.5, sharpness=2.0)
 
 
@@ -60,7 +66,7 @@ CLEAN = FaceMeasures(upscale=1.0, cut_off=0.0, chroma=0.5, sharpness=2.0)
     ],
 )
 def test_each_filter_drops_with_its_reason_and_the_key_named(change, reason):
-    params = FacesParams(max_upscale=2.0, max_cut_off=0.3, min_chroma=0.05, min_sharpness=0.5)
+    params = _limits()
     assert check_face(CLEAN, [], params) is None
     got = check_face(FaceMeasures(**{**CLEAN.__dict__, **change}), [], params)
     assert got is not None and got[0] == reason
@@ -68,8 +74,8 @@ def test_each_filter_drops_with_its_reason_and_the_key_named(change, reason):
 
 
 def test_tags_drop_a_colourful_face_and_off_switches_keep_everything():
-    params = FacesParams(min_chroma=0.05)
+    params = _limits()
     assert check_face(CLEAN, ["monochrome"], params)[0] == "monochrome"
-    off = FacesParams(max_upscale=0.0, max_cut_off=1.0, drop_monochrome=False, min_sharpness=0.0)
+    off = _limits(max_upscale=0.0, max_cut_off=1.0, drop_monochrome=False, min_sharpness=0.0)
     worst = FaceMeasures(upscale=10.0, cut_off=0.99, chroma=0.0, sharpness=0.0)
     assert check_face(worst, ["sketch"], off) is None
