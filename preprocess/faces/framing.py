@@ -20,6 +20,7 @@ from preprocess.faces import align, filters
 from preprocess.faces.crop import cut_square
 
 Point = tuple[float, float]
+TRANSFORM_DIGITS = 6  # decimals kept: well under a hundredth of a pixel across a 256 px crop
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,11 @@ class Framing:
 def frame_face(box: Sequence[int], crop: Sequence[int], eyes: tuple[Point, Point] | None, eyes_from: str, margin: float, size: int) -> Framing:
     """The face's transform: eye-aligned when `eyes` are given, else the square `crop` resized."""
     if eyes is None:
-        return Framing(align.crop_transform(crop, size), "none")
-    return Framing(align.eye_transform(eyes, max(box[2], box[3]), margin, size), eyes_from)
+        matrix, by = align.crop_transform(crop, size), "none"
+    else:
+        matrix, by = align.eye_transform(eyes, max(box[2], box[3]), margin, size), eyes_from
+    # Rounded before use, so the manifest's copy is exactly the transform the crop was cut with.
+    return Framing([[round(v, TRANSFORM_DIGITS) for v in row] for row in matrix], by)
 
 
 def cut_face(image: Image.Image, crop: Sequence[int], framing: Framing, size: int) -> Image.Image:

@@ -45,3 +45,13 @@ def test_a_grey_copy_measures_no_colour_and_a_blurred_one_less_detail():
     soft = measure_face(Image.fromarray(np.asarray(image.resize((80, 80)).resize(image.size, Image.Resampling.BILINEAR))), box, framing, 0.25, 128)
     assert grey.chroma == 0.0
     assert soft.sharpness < 0.7 * sharp.sharpness
+
+
+def test_the_recorded_transform_is_the_one_the_crop_was_cut_with():
+    image = portrait(9)
+    box = (80, 100, 140, 140)
+    framing = frame_face(box, square_crop(box, 0.25, image.size, "shift"), ((121.3, 151.7), (188.9, 166.2)), "eyes", 0.25, 128)
+    assert all(round(v, 6) == v for row in framing.transform for v in row)
+    crop = cut_face(image, None, framing, 128)
+    again = align.cut(image, [list(row) for row in framing.transform], 128)
+    assert np.array_equal(np.asarray(crop), np.asarray(again))
