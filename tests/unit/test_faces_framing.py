@@ -28,7 +28,7 @@ def test_aligned_framing_puts_the_eyes_level_and_measures_the_crop():
     framing = frame_face(box, square_crop(box, 0.25, image.size, "shift"), eyes, "eyes", 0.25, 128)
     assert framing.aligned_by == "eyes"
     (lu, lv), (ru, rv) = align.apply(framing.transform, eyes)
-    assert abs(lv - rv) < 1e-6 and ru > lu
+    assert abs(lv - rv) < 1e-3 and ru > lu  # level, to the rounding the manifest keeps
     m = measure_face(image, box, framing, 0.25, 128)
     assert m.cut_off == 0.0
     assert m.chroma > 0.1
