@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,21 +20,49 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[io.BufferedWriter]:
+    """A binary file to write `path`'s new content into: a temporary beside it, fsynced and renamed
+    over `path` when the block ends without an error (removed when it fails).
+
+    The rename gives `path` a new inode, so a file DVC's cache shares by a link is never changed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def unshare(path: str | os.PathLike) -> None:
+    """Give `path` its own inode before changing it in place, when it is a symlink or a hard link.
+
+    With DVC's link cache types (`.dvc/config`), a pipeline output may be the cache's own file;
+    appending to it would change the cached copy of every version that shares it.
+    """
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not (path.is_symlink() or st.st_nlink > 1):
+        return
+    with atomic_writer(path) as out, open(path, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -54,11 +84,19 @@ def _jsonl_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+def jsonl_bytes(record: dict) -> bytes:
+    """One manifest line as written (for writers that stream several files at once)."""
+    return _jsonl_line(record).encode("utf-8")
+
+
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
-    """Replace a manifest atomically with `records`; returns how many were written."""
-    lines = [_jsonl_line(r) for r in records]
-    atomic_write_text(path, "".join(lines))
-    return len(lines)
+    """Replace a manifest atomically with `records` (streamed: any iterable); returns how many were written."""
+    count = 0
+    with atomic_writer(path) as f:
+        for record in records:
+            f.write(_jsonl_line(record).encode("utf-8"))
+            count += 1
+    return count
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
@@ -72,6 +110,7 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     data = "".join(_jsonl_line(r) for r in records).encode("utf-8")
     if not data:
         return 0
+    unshare(path)
     with open(path, "ab") as f:
         # Appenders in other threads (the crawl's pipeline) or processes wait here: the torn-tail
         # check must not mistake another writer's line in progress for a killed writer's.
@@ -106,6 +145,27 @@ def _drop_torn_tail(f: io.BufferedWriter) -> None:
                 return
             end = start
     f.truncate(0)  # not one whole line: nothing in the file was ever complete
+
+
+def read_jsonl_offsets(path: str | os.PathLike, missing_ok: bool = False) -> Iterator[tuple[int, dict]]:
+    """(byte offset of the line, record) for each record, so a reader can keep offsets, not records."""
+    path = Path(path)
+    if missing_ok and not path.exists():
+        return
+    with open(path, "rb") as f:
+        offset = 0
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a killed writer's torn line
+            if line.strip():
+                yield offset, _record(path, number, line.decode("utf-8", errors="replace"))
+            offset += len(line)
+
+
+def read_jsonl_at(f: io.BufferedReader, offset: int) -> dict:
+    """The record on the line at `offset` of an open JSON Lines file (see read_jsonl_offsets)."""
+    f.seek(offset)
+    return _record(Path(f.name), 0, f.readline().decode("utf-8", errors="replace"))
 
 
 def read_jsonl(path: str | os.PathLike, missing_ok: bool = False) -> Iterator[dict]:

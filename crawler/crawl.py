@@ -123,7 +123,7 @@ class CrawlRun:
     def __init__(self, params: Params, log_level: str = "WARNING") -> None:
         self.params = params
         self.log_level = log_level
-        self.folder = RawFolder(params.paths.raw)
+        self.folder = RawFolder(params.paths.raw, params.crawl.shard_size)
         self.job: CrawlJob | None = None
         self.process: subprocess.Popen | None = None
         self.reconciled = Reconciled([], [])
@@ -133,7 +133,7 @@ class CrawlRun:
         self._started = time.monotonic()
         self._stack = contextlib.ExitStack()
 
-    def __enter__(self) -> "CrawlRun":
+    def __enter__(self) -> CrawlRun:
         try:
             self._start()
         except BaseException:
@@ -295,14 +295,17 @@ def import_folder(params: Params, on_progress: Callable[[Progress], None] | None
     """The folder source (crawler.folder): no site, no worker process; the same folder contract."""
     cp = params.crawl
     root = check_folder(cp.folder)
-    out = RawFolder(params.paths.raw)
+    out = RawFolder(params.paths.raw, cp.shard_size)
     started = time.monotonic()
     importer = FolderImport(replace(params, crawl=replace(cp, folder=str(root))), out)
     reconciled = out.prepare(crawl_query(params), importer.filters, cp.limit)
     importer.ledger = Ledger(out, cp.limit)  # read after prepare: what the folder holds now
     if on_progress:
         importer.on_progress = lambda e: on_progress(Progress(e["kept"], cp.limit, e["new"], e["rejected"], time.monotonic() - started))
-    stopped = "nothing_to_do" if importer.ledger.full else importer.run()
+    try:
+        stopped = "nothing_to_do" if importer.ledger.full else importer.run()
+    finally:
+        out.close()
     manifest, rejects = out.read_manifest(), out.read_rejects()
     summary = CrawlSummary(
         source="folder",

@@ -156,9 +156,8 @@ class FolderImport:
         if not self.ledger.admits(image_id):
             self.skipped["over_limit"] += 1
             return
-        self.folder.store(body, verdict.ext, image_id)  # file first, then its manifest line
         record = manifest_record(post, image_id, verdict.width, verdict.height, utc_now())
-        self.folder.append_manifest(record)
+        self.folder.keep(body, verdict.ext, record)  # the image first, then its manifest line
         if self.ledger.kept(record):
             self.new += 1
         self.report()

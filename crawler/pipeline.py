@@ -1,7 +1,7 @@
 """The one download pipeline for every source: validate, store by content, record.
 
-Every item the spider yields ends here: a PostFile is checked (crawler.validate), written once
-under its sha256 (temporary name, then rename) and appended to manifest.jsonl; a refused file or
+Every item the spider yields ends here: a PostFile is checked (crawler.validate), appended once
+to the open image shard as `<sha256>.<ext>` and recorded in manifest.jsonl with its place; a refused file or
 a PostRejected is appended to rejects.jsonl. Exact duplicates (the same bytes from different
 posts) are stored once and every post gets its manifest line with the same image_id.
 """
@@ -50,18 +50,21 @@ class RawPipeline:
         self.crawler = crawler
         self.job: CrawlJob = crawler.settings["ANIGAN_JOB"]
         self.progress: Callable[[dict], None] | None = crawler.settings.get("ANIGAN_PROGRESS")
-        self.folder = RawFolder(self.job.output)
+        self.folder = RawFolder(self.job.output, self.job.shard_size)
         self.new_images = 0
         self.rejected = 0
         self.closing = False
 
     @classmethod
-    def from_crawler(cls, crawler) -> "RawPipeline":
+    def from_crawler(cls, crawler) -> RawPipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
         # Images on disk: progress reports these, not the ones still being written.
         self.stored: set[str] = set(self.crawler.spider.ledger.images)
+
+    def close_spider(self) -> None:
+        self.folder.close()  # ends the open shard: `tar` reads it without complaint
 
     async def process_item(self, item: Any) -> Any:
         if isinstance(item, PageDone):
@@ -92,8 +95,8 @@ class RawPipeline:
             self.crawler.stats.inc_value("anigan/duplicate_posts")
         if ledger.full:
             self._close("limit")
-        # File first, then its manifest line: a line never names a missing file.
-        await _in_thread(self._write, item.body, verdict.ext, image_id, record)
+        # The image first, then its manifest line: a line never names a missing member.
+        await _in_thread(self.folder.keep, item.body, verdict.ext, record)
         if image_id not in self.stored:
             self.stored.add(image_id)
             self.new_images += 1
@@ -101,10 +104,6 @@ class RawPipeline:
         self._settled(f"post:{post.key}")
         self._report()
         return item
-
-    def _write(self, body: bytes, ext: str, image_id: str, record: dict) -> None:
-        self.folder.store(body, ext, image_id)
-        self.folder.append_manifest(record)
 
     async def _reject(self, post, reason: str, detail: str) -> None:
         record = reject_record(post, reason, detail, utc_now())

@@ -1,15 +1,18 @@
-"""The crawl's output folder (DESIGN.md): content-addressed images, manifest, rejects, summary.
+"""The crawl's output folder (docs/architecture.md): image shards, manifest, rejects, summary.
 
-    images/<sha256[:2]>/<sha256>.<ext>   each distinct file once, named by the sha256 of its bytes
-    manifest.jsonl                       one line per kept post; posts with the same bytes share an image_id
+    shards/raw-<NNNNNN>.tar              each distinct file once, as member <sha256>.<ext> of a tar
+                                         shard (WebDataset layout, anigan.shards)
+    manifest.jsonl                       one line per kept post, with the shard, offset and bytes of
+                                         its image; posts with the same bytes share an image_id
     rejects.jsonl                        one line per refused post: reason and detail
     crawl.json                           the summary: counts (DVC metrics)
     crawl_state.json                     what was crawled (source, site, tags) with which filters
     listing.json                         where the listing walk reached, to resume from (crawler.walk)
     ground_truth.jsonl                   the demo booru's truth about its posts (source demo only)
 
-Files are written under a temporary name and renamed, and manifest lines are appended whole and
-fsynced, so a killed crawl leaves nothing partial. `reconcile` brings an existing folder in line
+An image is appended to the open shard and fsynced before its manifest line is appended whole
+and fsynced, so a killed crawl leaves at most a torn member after the last one a line names,
+which `prepare` cuts off. `reconcile` brings an existing folder in line
 with the current params before a run: that is what makes resuming and `dvc repro` safe.
 """
 
@@ -17,17 +20,21 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from anigan.files import append_jsonl, atomic_write_bytes, read_json, read_jsonl, write_json, write_jsonl
+from anigan.files import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
 from anigan.ids import sha256_hex
+from anigan.shards import Member, ShardFolder, ShardWriter, Usage, compact, cut_tail, remove_unused
 from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
 
 log = logging.getLogger(__name__)
 
-IMAGES = "images"
+SHARDS = "shards"
+PREFIX = "raw"
+DEFAULT_SHARD_SIZE = 2000
 MANIFEST = "manifest.jsonl"
 REJECTS = "rejects.jsonl"
 SUMMARY = "crawl.json"
@@ -118,7 +125,7 @@ def reconcile(
             dropped["duplicate_line"] = dropped.get("duplicate_line", 0) + 1
             continue
         seen_posts.add(key)
-        why = filters.why_not_kept(record, sizes.get(record.get("image_id", "")))
+        why = filters.why_not_kept(record, sizes.get(record.get("image_id", ""), record.get("bytes")))
         if why is None and record.get("image_id") not in images and len(images) >= limit:
             why = "over_limit"
         if why:
@@ -140,29 +147,61 @@ def reconcile(
 
 
 class RawFolder:
-    """Reads and writes one crawl output folder."""
+    """Reads and writes one crawl output folder; `close()` ends the open shard."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, shard_size: int = DEFAULT_SHARD_SIZE) -> None:
         self.root = Path(root)
-        self.images = self.root / IMAGES
+        self.shards = self.root / SHARDS
         self.manifest = self.root / MANIFEST
         self.rejects = self.root / REJECTS
         self.summary = self.root / SUMMARY
         self.state = self.root / STATE
         self.ground_truth = self.root / GROUND_TRUTH
         self.walk = self.root / WALK
+        self.shard_size = shard_size
+        self._writer: ShardWriter | None = None
+        self._stored: dict[str, Member] | None = None
+        # The pipeline writes from several threads: a member and its manifest line go in together,
+        # so the manifest lists members in shard order and a kill leaves unnamed ones only at the end.
+        self._lock = threading.Lock()
 
-    def image_path(self, image_id: str, ext: str) -> Path:
-        return self.images / image_id[:2] / f"{image_id}.{ext}"
+    def stored(self) -> dict[str, Member]:
+        """Image ID -> where its bytes are, for every image the manifest names."""
+        if self._stored is None:
+            self._stored = {}
+            for record in read_jsonl(self.manifest, missing_ok=True):
+                member = Member.of(record)
+                if member is not None:
+                    self._stored.setdefault(record["image_id"], member)
+        return self._stored
 
-    def store(self, body: bytes, ext: str, image_id: str | None = None) -> tuple[str, bool]:
-        """Write `body` under its content address unless it is there; returns (image ID, newly written)."""
+    def store(self, body: bytes, ext: str, image_id: str | None = None) -> tuple[str, Member, bool]:
+        """Append `body` to the open shard unless an image with its bytes is stored; returns
+        (image ID, where it is, newly written). Durable on return."""
         image_id = image_id or sha256_hex(body)
-        path = self.image_path(image_id, ext)
-        if path.is_file():
-            return image_id, False
-        atomic_write_bytes(path, body)
-        return image_id, True
+        stored = self.stored()
+        if image_id in stored:
+            return image_id, stored[image_id], False
+        if self._writer is None:
+            self._writer = ShardWriter(self.shards, PREFIX, self.shard_size)
+        member = self._writer.add(f"{image_id}.{ext}", body)
+        self._writer.flush()
+        stored[image_id] = member
+        return image_id, member, True
+
+    def keep(self, body: bytes, ext: str, record: dict) -> bool:
+        """Store a post's image, then append its manifest line naming where it is; True when the image is new."""
+        with self._lock:
+            _, member, new = self.store(body, ext, record["image_id"])
+            record.update(member.fields())
+            self.append_manifest(record)
+        return new
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def append_manifest(self, record: dict) -> None:
         append_jsonl(self.manifest, [record])
@@ -184,27 +223,27 @@ class RawFolder:
             return {}
         return state if isinstance(state, dict) else {}
 
-    def image_files(self) -> dict[str, Path]:
-        """Image ID -> file, for every stored image (temporary files excluded)."""
-        found: dict[str, Path] = {}
-        if self.images.is_dir():
-            for path in self.images.glob("*/*"):
-                if path.is_file() and not path.name.startswith("."):
-                    found[path.name.split(".")[0]] = path
-        return found
+    def shard_lengths(self) -> dict[str, int]:
+        """Shard file name -> its length in bytes."""
+        shards = ShardFolder(self.shards, PREFIX)
+        return {name: shards.path(name).stat().st_size for name in shards.names()}
 
     def clear(self) -> None:
         """Remove everything a crawl wrote here (and nothing else)."""
-        shutil.rmtree(self.images, ignore_errors=True)
+        self.close()
+        shutil.rmtree(self.shards, ignore_errors=True)
+        shutil.rmtree(self.root / "images", ignore_errors=True)  # the layout before shards
         for path in (self.manifest, self.rejects, self.summary, self.state, self.ground_truth, self.walk):
             path.unlink(missing_ok=True)
+        self._stored = None
 
     def prepare(self, query: dict, filters: Filters, limit: int) -> Reconciled:
         """Make the folder consistent with this run's query and filters before crawling into it.
 
         A different query (source, site or tags) starts over: the folder holds one crawl. The same
-        query resumes: see `reconcile`. Torn lines, temporary files and images no record names are
-        removed, so what is left is exactly what the manifest says.
+        query resumes: see `reconcile`. Torn lines and shard members no record names (a killed
+        run's last image, images the params no longer keep) are removed, so what is left is
+        exactly what the manifest says.
         """
         previous = self.read_state()
         started_over = False
@@ -213,28 +252,34 @@ class RawFolder:
             self.clear()
             started_over = True
         filters_changed = previous.get("filters") not in (None, filters.as_dict())
-        files = self.image_files()
-        sizes = {image_id: path.stat().st_size for image_id, path in files.items()}
-        result = reconcile(self.read_manifest(), self.read_rejects(), filters, limit, sizes, filters_changed)
+        result = reconcile(read_jsonl(self.manifest, missing_ok=True), self.read_rejects(), filters, limit, {}, filters_changed)
         result.started_over = started_over
-        referenced = {r["image_id"] for r in result.manifest}
-        # Records whose file is gone cannot be trusted; the next crawl fetches those posts again.
-        missing = [r for r in result.manifest if r["image_id"] not in files]
-        if missing:
-            result.dropped["file_missing"] = len(missing)
-            result.manifest = [r for r in result.manifest if r["image_id"] in files]
-            referenced = {r["image_id"] for r in result.manifest}
+        # Records whose bytes are not in a shard cannot be trusted; the next crawl fetches those posts again.
+        lengths = self.shard_lengths()
+        whole = [r for r in result.manifest if (m := Member.of(r)) is not None and m.offset + m.bytes <= lengths.get(m.shard, -1)]
+        if len(whole) < len(result.manifest):
+            result.dropped["file_missing"] = len(result.manifest) - len(whole)
+            result.manifest = whole
+        usage = Usage()
+        for record in result.manifest:
+            usage.add(Member.of(record))
+        cut_tail(self.shards, PREFIX, usage)
+        moved = compact(self.shards, PREFIX, usage, (Member.of(r) for r in result.manifest), self.shard_size)
+        if moved:
+            usage = Usage()
+            for record in result.manifest:
+                if (new := moved.get(Member.of(record))) is not None:
+                    record.update(new.fields())
+                usage.add(Member.of(record))
         if self.manifest.exists() or result.manifest:
             write_jsonl(self.manifest, result.manifest)
         if self.rejects.exists() or result.rejects:
             write_jsonl(self.rejects, result.rejects)
-        if self.images.is_dir():
-            for path in self.images.glob("*/*"):
-                if path.is_file() and (path.name.startswith(".") or path.name.split(".")[0] not in referenced):
-                    path.unlink()
+        remove_unused(self.shards, PREFIX, usage)  # after the manifest naming their replacements
         if any(result.dropped.values()):
             log.info("crawl: reconciled %s with the current params: dropped %s", self.root, result.dropped)
         write_json(self.state, {"query": query, "filters": filters.as_dict()})
+        self._stored = None
         return result
 
 

@@ -9,6 +9,7 @@ another exception, so the faces stage can record it and go on.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from anigan.shards import Member, read_member
+
 # reason -> what it means (written to rejects.jsonl as `reason`; the detail says more)
 REJECT_REASONS = {
-    "missing_file": "the manifest lists a file that is not on disk",
+    "missing_file": "the manifest lists a file that is not on disk (or not in its shard)",
     "empty_file": "the file has zero bytes",
     "not_an_image": "Pillow does not recognise the bytes as an image",
     "too_large": "width x height is above faces.max_pixels (a decompression bomb or a huge scan)",
@@ -65,25 +68,38 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_rgb(path: str | Path, max_pixels: int) -> Image.Image:
-    """Open `path` as an upright 8-bit RGB image (first frame of an animation).
+class Encoded:
+    """An image file's bytes read from a shard, with a name for messages."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.data = data
+        self.name = name
+
+
+def load_rgb(path: str | Path | Encoded, max_pixels: int) -> Image.Image:
+    """Open `path` (a file, or bytes read from a shard) as an upright 8-bit RGB image (first frame of an animation).
 
     Raises ImageRejected (never another error) for a missing, empty, unknown, huge, truncated or
     corrupt file. Pillow's global decompression-bomb limit is left alone: `max_pixels` is checked
     from the header, before any pixel is decoded.
     """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise ImageRejected("missing_file", f"{path.name} is not on disk") from None
+    if isinstance(path, Encoded):
+        source, size, name = io.BytesIO(path.data), len(path.data), path.name
+    else:
+        path = Path(path)
+        source, name = path, path.name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ImageRejected("missing_file", f"{name} is not on disk") from None
+
     if size == 0:
-        raise ImageRejected("empty_file", f"{path.name} has zero bytes")
+        raise ImageRejected("empty_file", f"{name} has zero bytes")
     try:
         with warnings.catch_warnings():
             # Pillow warns about big images and odd chunks; our own limit decides instead.
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise ImageRejected("too_large", f"{width}x{height} is more than {max_pixels} pixels")
@@ -95,31 +111,31 @@ def load_rgb(path: str | Path, max_pixels: int) -> Image.Image:
     except ImageRejected:
         raise
     except UnidentifiedImageError:
-        raise ImageRejected("not_an_image", f"{path.name}: not a format Pillow can read") from None
+        raise ImageRejected("not_an_image", f"{name}: not a format Pillow can read") from None
     except Image.DecompressionBombError as e:
         raise ImageRejected("too_large", str(e)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
         text = str(e)
         reason = "truncated" if "truncated" in text.lower() or isinstance(e, EOFError) else "decode_error"
-        raise ImageRejected(reason, f"{path.name}: {text or type(e).__name__}") from None
+        raise ImageRejected(reason, f"{name}: {text or type(e).__name__}") from None
 
 
-def find_raw_files(raw: Path, image_ids: list[str]) -> dict[str, str]:
-    """image ID -> path of its file under raw/images/<id[:2]>/<id>.<ext> (whatever the extension)."""
-    found: dict[str, str] = {}
-    for prefix in sorted({i[:2] for i in image_ids}):
-        folder = raw / "images" / prefix  # the crawl's content-addressed layout (docs/architecture.md)
-        if folder.is_dir():
-            for p in sorted(folder.iterdir()):
-                if p.is_file() and not p.name.startswith("."):
-                    found.setdefault(p.name.split(".")[0], str(p))
-    return found
+def read_encoded(folder: str | Path, record: dict, name: str) -> Encoded:
+    """The bytes of the shard member a manifest record names (anigan.shards); raises
+    ImageRejected("missing_file") when the record names none or its shard lacks it."""
+    member = Member.of(record)
+    if member is None:
+        raise ImageRejected("missing_file", f"{name}: the manifest names no shard for it")
+    try:
+        return Encoded(read_member(folder, member), name)
+    except OSError as e:
+        raise ImageRejected("missing_file", f"{name}: {e}") from None
 
 
 # Face crops are at most a few hundred pixels a side; anything far bigger is not a face crop.
 MAX_FACE_PIXELS = 4096 * 4096
 
 
-def load_face(path: str | Path, max_pixels: int = MAX_FACE_PIXELS) -> np.ndarray:
+def load_face(path: str | Path | Encoded, max_pixels: int = MAX_FACE_PIXELS) -> np.ndarray:
     """A face file (or, with a larger `max_pixels`, any image) as an RGB uint8 array; raises ImageRejected when it cannot be used."""
     return np.asarray(load_rgb(path, max_pixels))

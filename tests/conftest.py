@@ -12,7 +12,7 @@ TINY_EYES = ("blue", "green", "red")
 
 
 def make_tiny_dataset(folder, train: int = 24, test: int = 8, size: int = 32, seed: int = 0, colors: bool = False) -> Path:
-    """Write a packed dataset like the split stage's (DESIGN.md) into `folder` and return it.
+    """Write a packed dataset like the split stage's (docs/architecture.md) into `folder` and return it.
 
     Each image is a simple drawn "face": a skin disc with two dark eyes on a random flat
     background, with a random shift, so a generator has some structure to learn. Files:
@@ -101,20 +101,22 @@ def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:
         return False
 
 
-def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False, kinds=None) -> Path:
-    """Write the demo booru's posts in the crawl stage's raw layout (DESIGN.md) and return the folder.
+def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False, kinds=None, shard_size: int = 16) -> Path:
+    """Write the demo booru's posts in the crawl stage's raw layout (docs/architecture.md) and return the folder.
 
-    `images/<sha256[:2]>/<sha256>.<ext>`, `manifest.jsonl` (one record per image ID, first post
-    wins, as for exact duplicates) and `ground_truth.jsonl` (the demo's records for the images
+    `shards/raw-<NNNNNN>.tar` (members `<sha256>.<ext>`, `shard_size` a shard), `manifest.jsonl`
+    (one record per image ID, first post wins, as for exact duplicates, with its shard place) and `ground_truth.jsonl` (the demo's records for the images
     written). By default only what a crawl keeps: decodable, not behind robots.txt. With
     `include_broken`, truncated, empty, HTML and bomb files are written too, for stages that must
     reject them. `kinds` (a set of demo post kinds) keeps only those posts. No server is started:
     files come straight from the generator.
     """
     from anigan.ids import sha256_hex
+    from anigan.shards import ShardWriter
     from crawler.demo.generator import generate_site
 
     folder = Path(folder)
+    writer = ShardWriter(folder / "shards", "raw", shard_size)
     site = generate_site(seed=seed, posts=posts)
     truth = {r["post_id"]: r for r in site.ground_truth()}
     manifest, ground_truth, written = [], [], set()
@@ -127,9 +129,7 @@ def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken
         if image_id in written:
             continue
         written.add(image_id)
-        path = folder / "images" / image_id[:2] / f"{image_id}.{post.ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(post.data)
+        member = writer.add(f"{image_id}.{post.ext}", post.data)
         manifest.append(
             {
                 "image_id": image_id,
@@ -143,9 +143,11 @@ def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken
                 "tags": list(post.tags),
                 "rating": post.rating,
                 "fetched_at": "2026-01-01T00:00:00+00:00",
+                **member.fields(),
             }
         )
         ground_truth.append({**truth[post.post_id], "image_id": image_id})
+    writer.close()
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in manifest))
     (folder / "ground_truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ground_truth))
     return folder

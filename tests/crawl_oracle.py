@@ -56,6 +56,19 @@ def read(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def stored_files(out: Path) -> dict[str, bytes]:
+    """Every member of the raw folder's image shards, read as `tar` reads them; no name twice."""
+    import tarfile
+
+    files: dict[str, bytes] = {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                assert member.name not in files, f"{member.name} is stored twice"
+                files[member.name] = tar.extractfile(member).read()
+    return files
+
+
 def file_requests(booru) -> Counter:
     """Requests the demo booru served for post files, by path."""
     return Counter({path: n for path, n in booru.requests.items() if path.startswith(("/images/", "/forbidden/"))})

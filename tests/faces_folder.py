@@ -1,7 +1,8 @@
 """Synthetic face folders for the dedupe and split tests: distinct drawings plus planted copies.
 
-Follows the faces stage's output contract (`images/<face_id>.png`, `manifest.jsonl`) and writes a
-matching raw manifest, so the dedupe and split stages can be tested without the detector.
+Follows the faces stage's output contract (`shards/faces-<NNNNNN>.tar` of `<face_id>.png`,
+`manifest.jsonl` naming each crop's place) and writes a matching raw manifest, so the dedupe and
+split stages can be tested without the detector.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 
 from anigan.files import write_jsonl
 from anigan.ids import face_id as make_face_id
+from anigan.ids import sha256_hex
+from anigan.shards import ShardWriter
 
 HAIR = ("black", "blonde", "blue", "brown", "green", "pink", "purple", "red", "silver", "orange")
 EYES = ("blue", "brown", "green", "purple", "red", "yellow", "aqua", "pink")
@@ -82,14 +85,17 @@ def image_id_for(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def write_faces(root: Path, faces: list[Face], raw_manifest: bool = True) -> Path:
-    """Write `root/faces/{images,manifest.jsonl}` (and `root/raw/manifest.jsonl`); returns the faces folder."""
+def write_faces(root: Path, faces: list[Face], raw_manifest: bool = True, shard_size: int = 8) -> Path:
+    """Write `root/faces/{shards,manifest.jsonl}` (and `root/raw/manifest.jsonl`); returns the faces folder."""
     faces_dir = root / "faces"
-    (faces_dir / "images").mkdir(parents=True, exist_ok=True)
     records, sources = [], {}
+    writer = ShardWriter(faces_dir / "shards", "faces", shard_size)
     for f in faces:
         bgr = cv2.cvtColor(f.pixels, cv2.COLOR_RGB2BGR)
-        assert cv2.imwrite(str(faces_dir / "images" / f"{f.face_id}.png"), bgr, [cv2.IMWRITE_PNG_COMPRESSION, f.png_level])
+        ok, png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, f.png_level])
+        assert ok
+        data = png.tobytes()
+        member = writer.add(f"{f.face_id}.png", data)
         x, y, w, h = f.crop_box
         records.append(
             {
@@ -101,13 +107,25 @@ def write_faces(root: Path, faces: list[Face], raw_manifest: bool = True) -> Pat
                 "detector": "synthetic",
                 "hair_color": f.hair_color,
                 "eye_color": f.eye_color,
+                **member.fields(),
+                "file_sha256": sha256_hex(data),
             }
         )
         sources[f.image_id] = {"image_id": f.image_id, "width": f.source_size[0], "height": f.source_size[1]}
+    writer.close()
     write_jsonl(faces_dir / "manifest.jsonl", records)
     if raw_manifest:
         write_jsonl(root / "raw" / "manifest.jsonl", list(sources.values()))
     return faces_dir
+
+
+def crop_bytes(root: Path, face_id: str) -> bytes:
+    """The bytes of one face's crop, read from the shard place its manifest record names."""
+    from anigan.files import read_jsonl
+    from anigan.shards import Member, read_member
+
+    record = next(r for r in read_jsonl(root / "faces" / "manifest.jsonl") if r["face_id"] == face_id)
+    return read_member(root / "faces" / "shards", Member.of(record))
 
 
 def planted_set(n_distinct: int, seed: int = 0, copies_per_kind: int = 3, shift: int = 1) -> tuple[list[Face], dict[str, str]]:

@@ -47,6 +47,7 @@ class CrawlParams:
     redis_url: str = param("redis://127.0.0.1:6379/0", help="Redis for scheduler: redis")
     redis_key: str = param("anigan-crawl", help="prefix of the Redis keys one distributed crawl shares")
     redis_wait: float = param(5.0, min=0.0, help="seconds a redis worker waits on an empty queue for others to add work")
+    shard_size: int = param(2000, min=1, help="source images per tar shard under <paths.raw>/shards (docs/crawl.md)")
 
     def __post_init__(self) -> None:
         # Rules that tie two keys together; each names the key to change and what is allowed.

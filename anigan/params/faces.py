@@ -7,7 +7,7 @@ from anigan.params.schema import param
 
 @dataclass(frozen=True)
 class FacesParams:
-    detector: str = param("animeface", choices=("animeface", "cascade"), help="face detector")
+    detector: str = param("animeface", choices=("animeface", "cascade", "both"), help="face detector (both: the union, overlaps merged)")
     cascade_path: str | None = param(None, help="OpenCV cascade XML for detector: cascade")
     cascade_neighbors: int = param(5, min=1, help="cascade only: neighbouring hits a face needs (higher: fewer, surer faces)")
     min_face_size: int = param(48, min=8, help="faces whose box is shorter than this on a side are dropped (px in the source)")
@@ -21,3 +21,4 @@ class FacesParams:
     workers: int = param(0, min=0, help="worker processes; 0 means all cores")
     seed: int = param(0, min=0, help="seed for the contact sheet's random choice of crops")
     sheet_faces: int = param(64, min=0, help="crops on the contact sheet (0: an empty sheet)")
+    shard_size: int = param(5000, min=1, help="face crops per tar shard under <paths.faces>/shards (docs/faces.md)")

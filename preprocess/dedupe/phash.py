@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from anigan.ids import file_sha256
-from preprocess.imageio import MAX_FACE_PIXELS, ImageRejected, load_face
+from anigan.shards import Member
+from preprocess.imageio import MAX_FACE_PIXELS, Encoded, ImageRejected, load_face
 
 HASH_SIDE = 32  # the grayscale thumbnail the DCT runs on
 LOW_ROWS = 8  # vertical frequencies 0..7
@@ -80,7 +81,8 @@ def from_hex(text: str) -> int:
 
 @dataclass(frozen=True)
 class FaceHash:
-    """The hashes of one face file (or source image); `file_sha256` lets a later run reuse them when the file is unchanged."""
+    """The hashes of one face file (or source image); `file_sha256` is the file's content ID (the
+    crop's sha256, the image ID), so a later run reuses them for the same content without reading it."""
 
     file_sha256: str
     phash: int
@@ -97,36 +99,56 @@ class HashFailure:
     detail: str
 
 
-def hash_files(paths: list[str], known: list[FaceHash | None] | None = None, max_pixels: int = MAX_FACE_PIXELS) -> list[FaceHash | HashFailure]:
-    """Hash a batch of face files (one worker's share): a FaceHash, or a HashFailure, per path.
+@dataclass(frozen=True)
+class Source:
+    """A file to hash: its place in a shards folder, a name for messages, its content ID."""
 
-    `known[i]`, when given, is a previous result for paths[i]; it is returned unchanged if the file's
-    bytes still have the same sha256, so unchanged files are never decoded again. Files of more than
-    `max_pixels` are refused from their header (raise it to hash whole source images).
+    shards: str
+    member: Member | None
+    name: str
+    content_id: str
+
+
+def _read(source: Source) -> Encoded:
+    if source.member is None:
+        raise ImageRejected("missing_file", f"{source.name}: the manifest names no shard for it")
+    try:
+        with open(Path(source.shards) / source.member.shard, "rb") as f:
+            f.seek(source.member.offset)
+            data = f.read(source.member.bytes)
+    except OSError as e:
+        raise ImageRejected("missing_file", f"{source.name}: {e}") from None
+    if len(data) != source.member.bytes:
+        raise ImageRejected("missing_file", f"{source.name}: cut short in {source.member.shard}")
+    return Encoded(data, source.name)
+
+
+def hash_files(sources: list[Source], known: list[FaceHash | None] | None = None, max_pixels: int = MAX_FACE_PIXELS) -> list[FaceHash | HashFailure]:
+    """Hash a batch of files (one worker's share): a FaceHash, or a HashFailure, per source.
+
+    `known[i]`, when given, is a cached result for the same content ID: it is returned as it is,
+    and the file is not read at all. Files of more than `max_pixels` are refused from their header
+    (raise it to hash whole source images).
     """
-    known = known or [None] * len(paths)
-    results: list[FaceHash | HashFailure | None] = [None] * len(paths)
+    known = known or [None] * len(sources)
+    results: list[FaceHash | HashFailure | None] = [None] * len(sources)
     todo: list[int] = []
     thumbs: list[np.ndarray] = []
-    digests: list[tuple[str, str]] = []
-    for i, (path, prev) in enumerate(zip(paths, known)):
-        try:
-            file_sha = file_sha256(path)
-        except OSError:
-            file_sha = None  # load_face says why
-        if prev is not None and prev.file_sha256 == file_sha:
+    digests: list[tuple[str, str, int, int]] = []
+    for i, (source, prev) in enumerate(zip(sources, known)):
+        if prev is not None:
             results[i] = prev
             continue
         try:
-            rgb = load_face(path, max_pixels)
+            rgb = load_face(_read(source), max_pixels)
         except ImageRejected as e:
             results[i] = HashFailure(e.reason, e.detail)
             continue
         todo.append(i)
         thumbs.append(thumbnail(rgb))
-        digests.append((file_sha or "", pixel_digest(rgb), rgb.shape[1], rgb.shape[0]))
+        digests.append((source.content_id, pixel_digest(rgb), rgb.shape[1], rgb.shape[0]))
     if todo:
         hashes = phash_from_gray(np.stack(thumbs))
-        for i, h, (file_sha, pix, width, height) in zip(todo, hashes, digests):
-            results[i] = FaceHash(file_sha, int(h), pix, width, height)
+        for i, h, (content_id, pix, width, height) in zip(todo, hashes, digests):
+            results[i] = FaceHash(content_id, int(h), pix, width, height)
     return results  # type: ignore[return-value]

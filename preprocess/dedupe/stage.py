@@ -9,15 +9,18 @@ joined into groups, and each group keeps one face: the one from the largest sour
 height in the raw manifest), then with the largest face box, then the highest detector score, then
 the smallest face ID.
 
-Reads `<faces>/manifest.jsonl` and `<faces>/images/`, and from `<raw>` the `manifest.jsonl` (source
-sizes) and the source images of the faces, when present. Writes `<dedup>/manifest.jsonl` (every
-face: phash, group_id, kept, dup_kind), `<dedup>/rejects.jsonl` (faces whose file cannot be used),
-`<dedup>/dedupe.json` (summary) and `<dedup>/hashes.jsonl`, a cache of face and source image hashes
-by file content: a killed or repeated run hashes only files it has not seen.
+Reads `<faces>/manifest.jsonl` and the crop shards it names, and from `<raw>` the `manifest.jsonl`
+(source sizes, shard places) and the source images of the faces, when present. Writes
+`<dedup>/manifest.jsonl` (every face: phash, group_id, kept, dup_kind), `<dedup>/rejects.jsonl`
+(faces whose file cannot be used), `<dedup>/dedupe.json` (summary) and `<dedup>/hashes.jsonl`, a
+cache of face and source image hashes keyed by content ID (a crop's `file_sha256`, an image's
+`image_id`): a killed or repeated run hashes only content it has not seen, and never reads a
+file to check a cached hash.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import re
@@ -38,9 +41,10 @@ from anigan.params import Params
 from anigan.workers import resolve_workers
 from preprocess.dedupe.hamming_index import iter_distinct_pairs, near_pairs, popcount64
 from preprocess.dedupe.image_pairs import faces_of_image_pairs, group_by_image
-from preprocess.dedupe.phash import FaceHash, HashFailure, from_hex, hash_files, to_hex
+from anigan.shards import Member
+from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, to_hex
 from preprocess.groups import components, same_key_edges
-from preprocess.imageio import MAX_FACE_PIXELS, find_raw_files
+from preprocess.imageio import MAX_FACE_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -110,18 +114,25 @@ def load_face_records(faces_dir: Path) -> tuple[list[dict], list[dict]]:
     return [faces[k] for k in sorted(faces)], rejects
 
 
-def load_source_pixels(raw_manifest: Path) -> dict[str, int]:
-    """image_id -> width x height from the raw manifest; empty when there is none (all sources rank equal)."""
+def load_sources(raw_manifest: Path, image_ids: set[str]) -> tuple[dict[str, int], dict[str, Member]]:
+    """From the raw manifest, for the images of `image_ids`: width x height, and where the image
+    lies in the raw shards; empty when there is no manifest (all sources rank equal)."""
     if not raw_manifest.exists():
         log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
-        return {}
-    pixels = {}
+        return {}, {}
+    pixels: dict[str, int] = {}
+    places: dict[str, Member] = {}
     for record in read_jsonl(raw_manifest):
+        image_id = record.get("image_id")
+        if image_id not in image_ids or image_id in places:
+            continue
+        if (member := Member.of(record)) is not None:
+            places[image_id] = member
         try:
-            pixels[record["image_id"]] = int(record["width"]) * int(record["height"])
+            pixels[image_id] = int(record["width"]) * int(record["height"])
         except (KeyError, TypeError, ValueError):
             continue
-    return pixels
+    return pixels, places
 
 
 def load_hash_cache(path: Path, key: str = "face_id") -> dict[str, FaceHash]:
@@ -162,7 +173,7 @@ def hashing_pool(workers: int, files: int) -> Iterator[Executor | None]:
 
 
 def hash_batches(
-    paths: list[str],
+    paths: list[Source],
     known: list[FaceHash | None],
     pool: Executor | None,
     on_batch: Callable[[int, list[FaceHash | HashFailure]], None],
@@ -182,15 +193,19 @@ def hash_batches(
 def hash_cached(
     key: str,
     names: list[str],
-    paths: list[str],
+    paths: list[Source],
     cache_path: Path,
     pool: Executor | None,
     progress: Callable[[int], None],
     max_pixels: int = MAX_FACE_PIXELS,
 ) -> tuple[list[FaceHash | HashFailure], int]:
-    """Hash files named `names` (face or image IDs, recorded under `key`), reusing and extending the cache; also how many were reused."""
+    """Hash files named `names` (face or image IDs, recorded under `key`), reusing and extending the cache; also how many were reused.
+
+    A cached hash is reused when it was made from the same content ID: no file is read to check it.
+    """
     cache = load_hash_cache(cache_path, key)
-    known = [cache.get(n) for n in names]
+    known = [h if (h := cache.get(n)) is not None and h.file_sha256 == p.content_id else None for n, p in zip(names, paths)]
+    del cache
     reused = 0
 
     def on_batch(start: int, batch: list[FaceHash | HashFailure]) -> None:
@@ -237,19 +252,19 @@ def representative_rank(record: dict, source_pixels: dict[str, int]) -> tuple:
 
 
 def source_image_edges(
-    params: Params, hashed: list[tuple[dict, FaceHash]], pool: Executor | None, progress: Callable[[int], None]
+    params: Params, hashed: list[tuple[dict, FaceHash]], places: dict[str, Member], pool: Executor | None, progress: Callable[[int], None]
 ) -> tuple[np.ndarray, dict[str, FaceHash], dict[str, Any], int]:
     """Face pairs joined through near-duplicate source images; also the image hashes, a summary and how many hashes were reused.
 
-    Hashes the source image of every face (raw/images/<id[:2]>/<id>.<ext>, at most faces.max_pixels),
+    Hashes the source image of every face (its raw shard member, at most faces.max_pixels),
     finds image pairs within dedupe.image_max_distance and pairs their faces by box position.
     """
     image_ids = sorted({r["image_id"] for r, _ in hashed if isinstance(r.get("image_id"), str) and _SAFE_FACE_ID.match(r["image_id"])})
-    files = find_raw_files(Path(params.paths.raw), image_ids)
-    found = [i for i in image_ids if i in files]
+    shards = str(Path(params.paths.raw) / "shards")  # the crawl's (docs/architecture.md)
+    found = [i for i in image_ids if i in places and (Path(shards) / places[i].shard).is_file()]
     skipped = Counter({"missing_file": len(image_ids) - len(found)} if len(found) < len(image_ids) else {})
     results, reused = hash_cached(
-        "image_id", found, [files[i] for i in found], Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels
+        "image_id", found, [Source(shards, places[i], i, i) for i in found], Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels
     )
     hashes = {i: h for i, h in zip(found, results) if isinstance(h, FaceHash)}
     skipped.update(h.reason for h in results if isinstance(h, HashFailure))
@@ -272,7 +287,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
     faces_dir, out = Path(params.paths.faces), Path(params.paths.dedup)
     dp = params.dedupe
     records, rejects = load_face_records(faces_dir)
-    source_pixels = load_source_pixels(Path(params.paths.raw) / "manifest.jsonl")
+    source_pixels, places = load_sources(Path(params.paths.raw) / "manifest.jsonl", {r.get("image_id") for r in records})
     cache_path = out / "hashes.jsonl"
     report = progress or (lambda done, total: None)
     # the bar counts faces, then their source images (at most one per face)
@@ -281,15 +296,17 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
     workers = resolve_workers(dp.workers)
     image_edges, image_hashes, images, image_reused = np.empty((0, 2), dtype=np.int64), {}, {}, 0
     with hashing_pool(workers, total) as pool:
-        paths = [str(faces_dir / "images" / f"{r['face_id']}.png") for r in records]
+        shards = str(faces_dir / "shards")
+        paths = [Source(shards, Member.of(r), r["face_id"], str(r.get("file_sha256") or "")) for r in records]
         results, reused = hash_cached("face_id", [r["face_id"] for r in records], paths, cache_path, pool, lambda done: report(done, total))
+        del paths
         hashed = [(r, h) for r, h in zip(records, results) if isinstance(h, FaceHash)]
         for r, h in zip(records, results):
             if isinstance(h, HashFailure):
                 log.warning("face %s skipped: %s", r["face_id"], h)
                 rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
         if dp.image_max_distance > 0:
-            image_edges, image_hashes, images, image_reused = source_image_edges(params, hashed, pool, lambda done: report(len(records) + done, total))
+            image_edges, image_hashes, images, image_reused = source_image_edges(params, hashed, places, pool, lambda done: report(len(records) + done, total))
         else:
             # the check is off this run: keep the source images' cached hashes for when it is on again
             current = {r.get("image_id") for r, _ in hashed}
@@ -355,7 +372,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
     write_jsonl(out / "manifest.jsonl", rows)
     write_jsonl(out / "rejects.jsonl", rejects)
     # drop hashes of faces and images gone
-    write_jsonl(cache_path, [_cache_record("face_id", r["face_id"], h) for r, h in hashed] + [_cache_record("image_id", i, h) for i, h in image_hashes.items()])
+    write_jsonl(cache_path, itertools.chain((_cache_record("face_id", r["face_id"], h) for r, h in hashed), (_cache_record("image_id", i, h) for i, h in image_hashes.items())))
     write_json(out / "dedupe.json", summary.metrics())
     log.info("dedupe: %d faces, %d kept, %d removed %s", summary.faces, summary.kept, summary.removed, summary.removed_by_kind)
     return summary

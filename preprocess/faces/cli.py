@@ -6,7 +6,7 @@ import click
 
 from anigan.command import AniganContext, pass_anigan
 from anigan.progress import counting_bar
-from preprocess.faces.stage import IMAGES, QUALITY_FLOOR, REJECTS, SHEET, run_faces
+from preprocess.faces.stage import QUALITY_FLOOR, REJECTS, SHARDS, SHEET, run_faces
 
 
 def format_quality(quality: dict) -> list[str]:
@@ -42,4 +42,4 @@ def faces_command(ctx: AniganContext, detector: str | None, cascade_path: str | 
         click.echo("rejected: " + ", ".join(f"{v} {k}" for k, v in summary.rejects.items()) + f" (see {summary.output}/{REJECTS})")
     for line in format_quality(summary.quality or {}):
         click.echo(line)
-    click.echo(f"crops in {summary.output}/{IMAGES}, contact sheet {summary.output}/{SHEET}")
+    click.echo(f"crops in {summary.output}/{SHARDS}/*.tar, contact sheet {summary.output}/{SHEET}")

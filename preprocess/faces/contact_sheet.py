@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image
 
@@ -19,8 +20,8 @@ def pick_faces(face_ids: Sequence[str], count: int, seed: int) -> list[str]:
     return sorted(random.Random(seed).sample(pool, min(count, len(pool))))
 
 
-def contact_sheet(crops: Sequence[str | Path], tile: int = 64) -> Image.Image:
-    """Lay the crop images out in a near-square grid of `tile`-px cells, in the order given.
+def contact_sheet(crops: Sequence[str | Path | BinaryIO], tile: int = 64) -> Image.Image:
+    """Lay the crop images (files, or file objects of bytes read from a shard) out in a near-square grid of `tile`-px cells, in the order given.
 
     With no crops the sheet is one empty cell, so a pipeline that lists the file always gets one.
     """

@@ -1,8 +1,8 @@
 """One raw image through the faces stage: load, detect, select, crop, name colours, save crops.
 
-This is the unit of work a pool worker runs. It returns everything the stage needs to know about
-the image as one JSON-able record (faces and rejects), and writes each crop atomically before
-returning, so a record in the stage's state file always means its crops are on disk.
+This is the unit of work a pool worker runs. It reads the image from its raw shard and returns
+everything the stage needs to know about it as one record (faces and rejects) plus the encoded
+crops, which the stage's one shard writer stores (tar shards take one writer).
 """
 
 from __future__ import annotations
@@ -10,26 +10,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
-from anigan.files import atomic_write_bytes
 from anigan.ids import face_id
 from anigan.images import png_bytes
 from anigan.params.faces import FacesParams
 from preprocess.faces.colors import describe_face
 from preprocess.faces.crop import cut_square, square_crop
 from preprocess.faces.detect import Detection, Detector, make_detector, select_faces
-from preprocess.imageio import ImageRejected, load_rgb
+from preprocess.imageio import ImageRejected, load_rgb, read_encoded
+
+CROPS = "crops"  # the record's face ID -> PNG bytes, taken out by the stage before it is saved
 
 
 @dataclass(frozen=True)
 class ImageTask:
-    """What a worker needs about one raw image: its ID, where it lies (None: not on disk), its tags."""
+    """What a worker needs about one raw image: its ID, its raw manifest record's place
+    (`shard`, `offset`, `bytes`) in the raw shards folder, its tags."""
 
     image_id: str
-    path: str | None
+    shards: str
+    place: tuple[tuple[str, object], ...]
     tags: tuple[str, ...]
 
 
@@ -46,13 +48,13 @@ def detect_at_most(detector: Detector, image: Image.Image, max_side: int) -> lis
     ]
 
 
-def process_image(task: ImageTask, params: FacesParams, detector: Detector, images_dir: Path) -> dict:
-    """Detect and crop the faces of one image; returns {"image_id", "faces": [...], "rejects": [...]}.
+def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> dict:
+    """Detect and crop the faces of one image; returns {"image_id", "faces": [...], "rejects": [...], CROPS: {...}}.
 
     `faces` are manifest records (docs/architecture.md: face_id, image_id, box, crop, score, detector,
     hair_color, eye_color, plus colors_from); `rejects` say why an image or a face gave no crop.
     """
-    record: dict = {"image_id": task.image_id, "faces": [], "rejects": []}
+    record: dict = {"image_id": task.image_id, "faces": [], "rejects": [], CROPS: {}}
 
     def reject(reason: str, detail: str, box=None) -> None:
         entry = {"image_id": task.image_id, "reason": reason, "detail": detail}
@@ -60,11 +62,8 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector, imag
             entry["box"] = list(box)
         record["rejects"].append(entry)
 
-    if task.path is None:
-        reject("missing_file", "no file for this image ID under the raw images folder")
-        return record
     try:
-        image = load_rgb(task.path, params.max_pixels)
+        image = load_rgb(read_encoded(task.shards, dict(task.place), task.image_id), params.max_pixels)
     except ImageRejected as e:
         reject(e.reason, e.detail)
         return record
@@ -88,7 +87,7 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector, imag
         placed.append((d, fid, crop))
     for d, fid, crop in placed:
         hair, eyes, source = describe_face(task.tags, len(placed), d.hair_rgb, d.eye_rgb)
-        atomic_write_bytes(images_dir / f"{fid}.png", png_bytes(cut_square(image, crop, params.size)))
+        record[CROPS][fid] = png_bytes(cut_square(image, crop, params.size))
         record["faces"].append(
             {
                 "face_id": fid,
@@ -111,6 +110,6 @@ def _worker_detector(params: FacesParams) -> Detector:
     return make_detector(params)
 
 
-def work(task: ImageTask, params: FacesParams, images_dir: str) -> dict:
+def work(task: ImageTask, params: FacesParams) -> dict:
     """Pool entry point: process one image with this process's detector."""
-    return process_image(task, params, _worker_detector(params), Path(images_dir))
+    return process_image(task, params, _worker_detector(params))

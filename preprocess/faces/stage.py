@@ -1,47 +1,63 @@
 """The faces stage: raw images -> square face crops, a manifest, rejects, quality metrics.
 
-Reads `<paths.raw>/manifest.jsonl` and `images/`, writes under `<paths.faces>`:
+Reads `<paths.raw>/manifest.jsonl` and the image shards it names, writes under `<paths.faces>`:
 
-- `images/<face_id>.png`: square RGB crops at `faces.size`;
-- `manifest.jsonl`: one record per face, in raw-manifest order (whatever the number of workers);
+- `shards/faces-<NNNNNN>.tar`: square RGB crops at `faces.size`, members `<face_id>.png`
+  (WebDataset layout, `faces.shard_size` a shard; anigan.shards);
+- `manifest.jsonl`: one record per face, in raw-manifest order (whatever the number of workers),
+  with `shard`, `offset`, `bytes` and `file_sha256` of its crop;
 - `rejects.jsonl`: images and faces that gave no crop, with a reason;
 - `faces.json`: counts, and precision/recall at IoU >= 0.5 when `<paths.raw>/ground_truth.jsonl`
   exists (the demo booru's);
 - `contact_sheet.png`: a seeded random sample of crops;
 - `state.jsonl`: which images were processed under which detection key (see `detection_key`).
-  Each finished image is appended (fsynced) as it completes, so a killed run resumes where it
-  stopped, and a rerun only processes images it has not seen with the same settings.
+  Finished images are appended in batches (their crops fsynced first, then their lines), so a
+  killed run redoes at most the last batch, and a rerun only processes images it has not seen
+  with the same settings.
+
+Records are streamed: the stage holds the IDs of the images it processed and the byte offsets
+of their state lines, not the records themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import multiprocessing
+import shutil
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 from anigan.errors import UserError
-from anigan.files import append_jsonl, atomic_write_bytes, read_jsonl, write_json, write_jsonl
-from anigan.ids import file_sha256
+from anigan.files import append_jsonl, atomic_write_bytes, atomic_writer, jsonl_bytes, read_jsonl, read_jsonl_at, read_jsonl_offsets, write_json
+from anigan.ids import file_sha256, sha256_hex
 from anigan.images import png_bytes
 from anigan.params import Params
 from anigan.params.faces import FacesParams
+from anigan.shards import Member, ShardReader, ShardWriter, Usage, compact, cut_tail, remove_unused
 from anigan.workers import resolve_workers
 from preprocess import imageio
 from preprocess.faces import colors, crop, detect, image
 from preprocess.faces.contact_sheet import contact_sheet, pick_faces
 from preprocess.faces.detect import open_detector
-from preprocess.faces.image import ImageTask, process_image, work
+from preprocess.faces.image import CROPS, ImageTask, process_image, work
 from preprocess.faces.quality import detection_quality
 
 log = logging.getLogger(__name__)
 
-IMAGES = "images"
+SHARDS = "shards"
+PREFIX = "faces"
+RAW_SHARDS = "shards"  # the crawl's (docs/architecture.md)
+# Finished images are saved in batches: one fsync of the shard and one of the state file per
+# batch, not per image; a kill redoes at most one batch.
+BATCH_IMAGES = 64
+BATCH_SECONDS = 1.0
 MANIFEST = "manifest.jsonl"
 REJECTS = "rejects.jsonl"
 SUMMARY = "faces.json"
@@ -51,7 +67,7 @@ IOU_THRESHOLD = 0.5
 # The size floor the project's quality target is stated for ("recall >= 0.8 on faces >= 64 px").
 QUALITY_FLOOR = 64
 # Settings that do not change any crop: changing them must not reprocess anything.
-_NOT_IN_KEY = ("workers", "seed", "sheet_faces")
+_NOT_IN_KEY = ("workers", "seed", "sheet_faces", "shard_size")
 # Modules whose code decides what a crop looks like: editing them reprocesses everything.
 _CROP_CODE = (crop, detect, colors, image, imageio)
 
@@ -93,22 +109,23 @@ def detection_key(params: FacesParams) -> str:
     return h.hexdigest()[:16]
 
 
-def read_raw_manifest(raw: Path) -> list[dict]:
-    """The raw manifest's records, one per image ID (the first listing wins), in file order."""
+def raw_images(raw: Path) -> Iterator[dict]:
+    """The raw manifest's records, one per image ID (the first listing wins), in file order, streamed."""
     path = raw / "manifest.jsonl"
     if not path.is_file():
         raise UserError(f"{path}: no raw manifest; run `anigan crawl` first (or point paths.raw at a crawl output)")
-    seen: dict[str, dict] = {}
+    seen: set[str] = set()
     n = 0
     try:
         for n, rec in enumerate(read_jsonl(path), 1):
             image_id = rec.get("image_id") if isinstance(rec, dict) else None
             if not isinstance(image_id, str) or len(image_id) < 3:
                 raise UserError(f"{path}: line {n} has no image_id")
-            seen.setdefault(image_id, rec)
+            if image_id not in seen:
+                seen.add(image_id)
+                yield rec
     except ValueError as e:
         raise UserError(f"{path}: line {n + 1} is not valid JSON ({e})") from None
-    return list(seen.values())
 
 
 def post_tags(record: dict) -> tuple[str, ...]:
@@ -117,23 +134,42 @@ def post_tags(record: dict) -> tuple[str, ...]:
     return tuple(tags.split()) if isinstance(tags, str) else tuple(str(t) for t in tags)
 
 
-def read_state(path: Path, key: str) -> dict[str, dict]:
-    """Image ID -> record for images already processed under `key`; other keys are forgotten."""
-    done: dict[str, dict] = {}
-    stale = 0
+def read_state(path: Path, key: str, lengths: dict[str, int] | None = None) -> dict[str, int]:
+    """Image ID -> byte offset of its latest state line under `key`; other keys are forgotten.
+
+    With `lengths` (shard name -> bytes), an image whose crops are not all whole in their shards
+    (lost with a killed batch, a partial checkout) is left out: it is processed again.
+    """
+    done: dict[str, int] = {}
+    stale = lost = 0
     try:
-        for rec in read_jsonl(path, missing_ok=True):
-            if rec.get("key") == key:
-                done[rec["image_id"]] = rec
-            else:
+        for offset, rec in read_jsonl_offsets(path, missing_ok=True):
+            if rec.get("key") != key:
                 stale += 1
-    except (ValueError, KeyError, AttributeError) as e:
+            elif lengths is not None and not all(_whole(f, lengths) for f in rec["faces"]):
+                done.pop(rec["image_id"], None)
+                lost += 1
+            else:
+                done[rec["image_id"]] = offset
+    except (ValueError, KeyError, AttributeError, TypeError) as e:
         # only a damaged state file gets here (a killed write tears just the last line, which is skipped)
         log.warning("%s is damaged (%s): processing every image again", path, e)
+        path.unlink()  # new lines must not follow a damaged one
         return {}
     if stale:
         log.info("detection settings changed since %d earlier records: reprocessing those images", stale)
+    if lost:
+        log.info("faces: %d processed images lost crops from their shards: processing them again", lost)
     return done
+
+
+def _whole(face: dict, lengths: dict[str, int]) -> bool:
+    member = Member.of(face)
+    return member is not None and member.offset + member.bytes <= lengths.get(member.shard, -1)
+
+
+def _shard_lengths(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in folder.glob(f"{PREFIX}-*.tar")} if folder.is_dir() else {}
 
 
 # Imported once in the fork server, so each worker starts with the detector code loaded.
@@ -155,27 +191,33 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _process_all(tasks: list[ImageTask], params: FacesParams, images_dir: Path, workers: int, on_result: Callable[[dict], None]) -> None:
+def _process_all(tasks: list[ImageTask], params: FacesParams, workers: int, on_result: Callable[[dict], None]) -> None:
     """Run every task, inline for one worker, else in a process pool (results as they finish)."""
     if workers <= 1:
         detector = detect.make_detector(params)
         for task in tasks:
-            on_result(process_image(task, params, detector, images_dir))
+            on_result(process_image(task, params, detector))
         return
     with pool_context().Pool(workers) as pool:
-        for record in pool.imap_unordered(partial(work, params=params, images_dir=str(images_dir)), tasks):
+        for record in pool.imap_unordered(partial(work, params=params), tasks, chunksize=4):
             on_result(record)
 
 
-def _quality(raw: Path, records: list[dict], params: FacesParams) -> dict | None:
-    """Precision/recall against raw/ground_truth.jsonl, over the images that decoded."""
+def _truth(raw: Path) -> dict[str, list] | None:
+    """image ID -> true face boxes from raw/ground_truth.jsonl (the demo booru's), or None."""
     truth_path = raw / "ground_truth.jsonl"
     if not truth_path.is_file():
         return None
     try:
-        truth = {r["image_id"]: r.get("faces", []) for r in read_jsonl(truth_path) if "image_id" in r}
+        return {r["image_id"]: r.get("faces", []) for r in read_jsonl(truth_path) if "image_id" in r}
     except (ValueError, AttributeError) as e:
         log.warning("%s is not valid ground truth (%s): no precision/recall this run", truth_path, e)
+        return None
+
+
+def _quality(truth: dict[str, list] | None, records: list[dict], params: FacesParams) -> dict | None:
+    """Precision/recall against the ground truth, over the images that decoded."""
+    if truth is None:
         return None
     undecodable = set(imageio.REJECT_REASONS)
     pairs = [
@@ -189,85 +231,150 @@ def _quality(raw: Path, records: list[dict], params: FacesParams) -> dict | None
     return {params.detector: at_stage}
 
 
-def _write_sheet(out: Path, faces: list[dict], params: FacesParams) -> None:
-    picked = pick_faces([f["face_id"] for f in faces], params.sheet_faces, params.seed)
-    sheet = contact_sheet([out / IMAGES / f"{fid}.png" for fid in picked], tile=min(params.size, 96))
+def _write_sheet(out: Path, members: list[Member], params: FacesParams) -> None:
+    """The contact sheet, its crops read straight from their shards (members in sheet order)."""
+    with ShardReader(out / SHARDS) as reader:
+        sheet = contact_sheet([io.BytesIO(reader.read(m)) for m in members], tile=min(params.size, 96))
     atomic_write_bytes(out / SHEET, png_bytes(sheet))
 
 
-def _remove_stale_crops(images_dir: Path, keep: set[str]) -> int:
-    """Delete crops no manifest record names (old settings, removed images) and torn temp files."""
-    removed = 0
-    for p in images_dir.iterdir():
-        if p.is_file() and (p.name.startswith(".") or p.stem not in keep):
-            p.unlink()
-            removed += 1
-    return removed
+class _Saver:
+    """Stores finished images: crops into the shards, then their state lines, a batch at a time."""
+
+    def __init__(self, writer: ShardWriter, state_path: Path, key: str) -> None:
+        self.writer, self.state_path, self.key = writer, state_path, key
+        self.batch: list[dict] = []
+        self.since = time.monotonic()
+
+    def add(self, record: dict) -> None:
+        crops = record.pop(CROPS, {})
+        for face in record["faces"]:
+            data = crops[face["face_id"]]
+            face.update(self.writer.add(f"{face['face_id']}.png", data).fields(), file_sha256=sha256_hex(data))
+        record["key"] = self.key
+        self.batch.append(record)
+        if len(self.batch) >= BATCH_IMAGES or time.monotonic() - self.since >= BATCH_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        self.writer.flush()  # the crops before the lines that name them
+        append_jsonl(self.state_path, self.batch)
+        self.batch = []
+        self.since = time.monotonic()
 
 
 def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSummary:
     """Detect, crop and describe the faces of every raw image; see the module docstring for outputs."""
     fp = params.faces
     raw, out = Path(params.paths.raw), Path(params.paths.faces)
-    raw_records = read_raw_manifest(raw)
     open_detector(fp)  # start-up checks in this process: fail once, clearly, before any work
     key = detection_key(fp)
-    images_dir = out / IMAGES
-    images_dir.mkdir(parents=True, exist_ok=True)
+    shards = out / SHARDS
     state_path = out / STATE
+    shutil.rmtree(out / "images", ignore_errors=True)  # crops as files: the layout before shards
 
-    done = read_state(state_path, key)
-    # an image whose crops went missing (deleted by hand, a partial checkout) is done again
-    done = {i: rec for i, rec in done.items() if all((images_dir / f"{f['face_id']}.png").is_file() for f in rec["faces"])}
-    files = imageio.find_raw_files(raw, [r["image_id"] for r in raw_records])
+    done = read_state(state_path, key, _shard_lengths(shards))
+    usage = Usage()
+    with open(state_path, "rb") if done else io.BytesIO() as state:
+        for offset in done.values():
+            for face in read_jsonl_at(state, offset)["faces"]:
+                usage.add(Member.of(face))
+    cut_tail(shards, PREFIX, usage)  # a killed batch's crops: no line names them
+    raw_shards = str(raw / RAW_SHARDS)
     todo = [
-        ImageTask(r["image_id"], files.get(r["image_id"]), post_tags(r))
-        for r in raw_records
+        ImageTask(r["image_id"], raw_shards, tuple((k, r.get(k)) for k in ("shard", "offset", "bytes")), post_tags(r))
+        for r in raw_images(raw)
         if r["image_id"] not in done
     ]
+    images = len(done) + len(todo)
     workers = resolve_workers(fp.workers, len(todo))
-    log.info("faces: %d images, %d already done, %d to process with %d worker(s)", len(raw_records), len(raw_records) - len(todo), len(todo), workers)
+    log.info("faces: %d images, %d already done, %d to process with %d worker(s)", images, images - len(todo), len(todo), workers)
 
     finished = 0
+    with ShardWriter(shards, PREFIX, fp.shard_size) as writer:
+        saver = _Saver(writer, state_path, key)
 
-    def on_result(record: dict) -> None:
-        nonlocal finished
-        record["key"] = key
-        append_jsonl(state_path, [record])
-        done[record["image_id"]] = record
-        finished += 1
+        def on_result(record: dict) -> None:
+            nonlocal finished
+            saver.add(record)
+            finished += 1
+            if on_progress:
+                on_progress(finished, len(todo))
+
         if on_progress:
-            on_progress(finished, len(todo))
+            on_progress(0, len(todo))
+        try:
+            _process_all(todo, fp, workers, on_result)
+        finally:
+            saver.save()  # what finished before an error or Ctrl-C is kept
+    return _assemble(params, key, workers, processed=finished)
 
-    if on_progress:
-        on_progress(0, len(todo))
-    _process_all(todo, fp, images_dir, workers, on_result)
 
-    # Assemble in raw-manifest order: the output never depends on which worker finished first.
-    records = [done[r["image_id"]] for r in raw_records]
-    faces = [f for rec in records for f in rec["faces"]]
-    rejects = [r for rec in records for r in rec["rejects"]]
-    write_jsonl(out / MANIFEST, faces)
-    write_jsonl(out / REJECTS, rejects)
-    write_jsonl(state_path, records)  # compact: only current images under the current key
-    removed = _remove_stale_crops(images_dir, {f["face_id"] for f in faces})
+def _current_records(raw: Path, state_path: Path, key: str) -> Iterator[dict]:
+    """The state record of each raw image, in raw-manifest order (the output never depends on
+    which worker finished first), read by offset from the state file."""
+    offsets = read_state(state_path, key)
+    with open(state_path, "rb") as state:
+        for r in raw_images(raw):
+            yield read_jsonl_at(state, offsets[r["image_id"]])
+
+
+def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSummary:
+    """Write manifest, rejects, a compacted state, the summary and the contact sheet, streaming
+    the records twice: once to see which crops are current, once to write."""
+    fp = params.faces
+    raw, out = Path(params.paths.raw), Path(params.paths.faces)
+    shards, state_path = out / SHARDS, out / STATE
+    usage, face_ids = Usage(), []
+    for rec in _current_records(raw, state_path, key):
+        for face in rec["faces"]:
+            usage.add(Member.of(face))
+            face_ids.append(face["face_id"])
+    # crops of old settings or removed images share shards with current ones: copy those out
+    moved = compact(shards, PREFIX, usage, (Member.of(f) for rec in _current_records(raw, state_path, key) for f in rec["faces"]), fp.shard_size)
+    picked = set(pick_faces(face_ids, fp.sheet_faces, fp.seed))
+    del face_ids
+    truth = _truth(raw)
+    sheet: dict[str, Member] = {}
+    scored: list[dict] = []
+    usage = Usage()
+    counts: Counter = Counter()
+    rejects: Counter = Counter()
+    with atomic_writer(out / MANIFEST) as manifest, atomic_writer(out / REJECTS) as rejected, atomic_writer(state_path) as state:
+        for rec in _current_records(raw, state_path, key):
+            for face in rec["faces"]:
+                if (new := moved.get(Member.of(face))) is not None:
+                    face.update(new.fields())
+                usage.add(Member.of(face))
+                if face["face_id"] in picked:
+                    sheet[face["face_id"]] = Member.of(face)
+                manifest.write(jsonl_bytes(face))
+            for r in rec["rejects"]:
+                rejected.write(jsonl_bytes(r))
+                rejects[r["reason"]] += 1
+            state.write(jsonl_bytes(rec))  # compact: only current images under the current key
+            counts["images"] += 1
+            counts["faces"] += len(rec["faces"])
+            counts["images_with_faces"] += bool(rec["faces"])
+            if truth is not None and rec["image_id"] in truth:
+                scored.append({k: rec[k] for k in ("image_id", "faces", "rejects")})
+    removed = remove_unused(shards, PREFIX, usage)  # after the records naming their replacements
     if removed:
-        log.info("faces: removed %d crops no longer in the manifest", removed)
+        log.info("faces: removed %d shards no record names", removed)
 
-    quality = _quality(raw, records, fp)
     summary = FacesSummary(
         detector=fp.detector,
-        images=len(records),
-        processed=len(todo),
-        reused=len(records) - len(todo),
-        faces=len(faces),
-        images_with_faces=sum(1 for rec in records if rec["faces"]),
-        rejects=dict(sorted(Counter(r["reason"] for r in rejects).items())),
-        quality=quality,
+        images=counts["images"],
+        processed=processed,
+        reused=counts["images"] - processed,
+        faces=counts["faces"],
+        images_with_faces=counts["images_with_faces"],
+        rejects=dict(sorted(rejects.items())),
+        quality=_quality(truth, scored, fp),
         output=str(out),
         workers=workers,
     )
     metrics = {k: v for k, v in summary.as_dict().items() if k not in ("output", "workers", "processed", "reused")}
     write_json(out / SUMMARY, metrics)
-    _write_sheet(out, faces, fp)
+    _write_sheet(out, [sheet[f] for f in sorted(sheet)], fp)
     return summary

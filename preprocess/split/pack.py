@@ -1,4 +1,7 @@
-"""Packing face crops into one memory-mappable uint8 array (N, H, W, 3) per split, written atomically."""
+"""Packing face crops into one memory-mappable uint8 array (N, H, W, 3) per split, written atomically.
+
+Crops are read one at a time from their shard places (anigan.shards), so memory holds one crop.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from preprocess.imageio import ImageRejected, load_face
+from anigan.shards import Member, ShardReader
+from preprocess.imageio import Encoded, ImageRejected, load_face
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +31,25 @@ class PackResult:
     pixels_sha256: str
 
 
-def face_pixels(path: str | Path, size: int) -> np.ndarray:
-    """One face file as an RGB uint8 (size, size, 3) array, resized with area interpolation; raises ImageRejected."""
+def face_pixels(path: str | Path | Encoded, size: int) -> np.ndarray:
+    """One face file (or a crop's bytes) as an RGB uint8 (size, size, 3) array, resized with area interpolation; raises ImageRejected."""
     rgb = load_face(path)
     h, w = rgb.shape[:2]
     if h != w:
-        raise ImageRejected("not_square", f"{Path(path).name} is {w}x{h}; face crops are square")
+        name = path.name if isinstance(path, Encoded) else Path(path).name
+        raise ImageRejected("not_square", f"{name} is {w}x{h}; face crops are square")
     if h != size:
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
+
+
+def _read(reader: ShardReader, face_id: str, member: Member | None) -> Encoded:
+    if member is None:
+        raise ImageRejected("missing_file", f"{face_id}: the faces manifest names no shard for it")
+    try:
+        return Encoded(reader.read(member), f"{face_id}.png")
+    except OSError as e:
+        raise ImageRejected("missing_file", f"{face_id}: {e}") from None
 
 
 def _temp_beside(path: Path) -> Path:
@@ -49,8 +63,10 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def pack_faces(paths: Sequence[str | Path], size: int, out: str | Path, progress: Callable[[int], None] | None = None) -> PackResult:
-    """Write the faces at `paths` as rows of an (N, size, size, 3) uint8 .npy at `out`; unusable files are skipped.
+def pack_faces(
+    crops: Sequence[tuple[str, Member | None]], shards: str | Path, size: int, out: str | Path, progress: Callable[[int], None] | None = None
+) -> PackResult:
+    """Write the crops (face ID, place in the `shards` folder) as rows of an (N, size, size, 3) uint8 .npy at `out`; unusable ones are skipped.
 
     The array is filled through a memory map under a temporary name and renamed into place, so
     `out` is either the old file or the complete new one, never a partial one.
@@ -59,11 +75,12 @@ def pack_faces(paths: Sequence[str | Path], size: int, out: str | Path, progress
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(out)
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(crops), size, size, 3))
         rows, skipped, digest = [], [], hashlib.sha256()
-        for i, path in enumerate(paths):
+        reader = ShardReader(shards)
+        for i, (face_id, member) in enumerate(crops):
             try:
-                pixels = face_pixels(path, size)
+                pixels = face_pixels(_read(reader, face_id, member), size)
             except ImageRejected as e:
                 log.warning("face skipped: %s", e)
                 skipped.append((i, e))
@@ -73,9 +90,10 @@ def pack_faces(paths: Sequence[str | Path], size: int, out: str | Path, progress
             rows.append(i)
             if progress:
                 progress(i + 1)
+        reader.close()
         arr.flush()
         del arr
-        if len(rows) < len(paths):  # rare: a file went bad since dedupe; copy the filled rows to an exact-size array
+        if len(rows) < len(crops):  # rare: a file went bad since dedupe; copy the filled rows to an exact-size array
             full = np.load(tmp, mmap_mode="r")
             exact_tmp = _temp_beside(out)
             exact = np.lib.format.open_memmap(exact_tmp, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))

@@ -8,7 +8,7 @@ nothing else, so rerunning gives the same split and adding images leaves every e
 it was, unless a new image joins two units or a unit whose key it replaces (a repost of an image
 already there); then the whole unit takes one side, which is what keeps it leak-free.
 
-Reads `<faces>/manifest.jsonl` and `<faces>/images/`, `<dedup>/manifest.jsonl`. Writes
+Reads `<faces>/manifest.jsonl` and the crop shards it names, `<dedup>/manifest.jsonl`. Writes
 `<dataset>/{train,test}.npy` (uint8 (N, H, W, 3) at `split.image_size`, memory-mappable),
 `<dataset>/{train,test}.jsonl` (row -> face_id, group_id, image_id, hair_color, eye_color) and
 `<dataset>/card.json` (counts, colour counts, content hash).
@@ -31,6 +31,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl, write_json, write_jsonl
 from anigan.ids import file_sha256, stable_fraction
 from anigan.params import Params
+from anigan.shards import Member
 from preprocess.groups import components, same_key_edges
 from preprocess.split.pack import pack_faces
 
@@ -94,7 +95,7 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     sides = assign_sides(image_ids, [r["group_id"] for r in rows], p.test_ratio, p.salt)
 
     out = Path(params.paths.dataset)
-    images_dir = Path(params.paths.faces) / "images"
+    shards = Path(params.paths.faces) / "shards"
     kept = sorted(((r["face_id"], side, image_id, r) for r, side, image_id in zip(rows, sides, image_ids) if r["kept"]), key=lambda k: k[0])
     total = len(kept)
     done = 0
@@ -103,7 +104,8 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     for split in SPLITS:
         chosen = [k for k in kept if k[1] == split]
         result = pack_faces(
-            [images_dir / f"{fid}.png" for fid, *_ in chosen],
+            [(fid, Member.of(faces[fid])) for fid, *_ in chosen],
+            shards,
             p.image_size,
             out / f"{split}.npy",
             progress=(lambda i, base=done: progress(base + i, total)) if progress else None,

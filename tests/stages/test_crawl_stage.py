@@ -21,14 +21,15 @@ from PIL import Image
 from anigan.cli import cli
 from anigan.ids import sha256_hex
 from anigan.params import load_params
+from anigan.shards import Member, read_member
 from crawler.crawl import CrawlRun, run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DemoBooru, Faults
 from crawler.items import REJECT_REASONS
-from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, expected, file_requests, read
+from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, expected, file_requests, read, stored_files
 
 POSTS = 40  # every planted edge case appears from 40 posts on
-MANIFEST_FIELDS = {"image_id", "source", "post_id", "post_url", "file_url", "md5", "width", "height", "tags", "rating", "fetched_at"}
+MANIFEST_FIELDS = {"image_id", "source", "post_id", "post_url", "file_url", "md5", "width", "height", "tags", "rating", "fetched_at", "shard", "offset", "bytes"}
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +63,6 @@ def kept_ids(out: Path) -> list[int]:
 
 def reject_reasons(out: Path) -> dict[int, str]:
     return {r["post_id"]: r["reason"] for r in read(out, "rejects.jsonl")}
-
-
-def stored_files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (out / "images").glob("*/*")}
 
 
 def outcome(out: Path) -> tuple:
@@ -103,10 +100,10 @@ def test_every_good_post_is_kept_once_under_its_content_address(crawled, site):
             assert (record["width"], record["height"]) == im.size
             assert name.split(".")[1] == {"JPEG": "jpg", "PNG": "png", "GIF": "gif"}[im.format]
         assert sha256_hex(data) == record["image_id"]
-        assert (out / "images" / record["image_id"][:2] / name).is_file()
+        assert read_member(out / "shards", Member.of(record)) == data, "the record names its image's place in its shard"
         datetime.fromisoformat(record["fetched_at"])
     assert summary.stopped == "finished" and summary.kept == len(files)
-    assert not [p for p in (out / "images").rglob(".*")], "temporary files left behind"
+    assert [p.suffix for p in (out / "shards").iterdir()] == [".tar"] * len(list((out / "shards").iterdir())), "temporary files left behind"
 
 
 def test_exact_duplicates_are_stored_once_and_listed_for_each_post(crawled, site):

@@ -18,7 +18,9 @@ from preprocess.boxes import match_boxes
 from anigan.images import png_bytes
 from preprocess.faces.stage import run_faces
 from preprocess.split.stage import run_split
-from preprocess.imageio import ImageRejected, load_rgb
+from anigan.ids import sha256_hex
+from anigan.shards import ShardWriter
+from preprocess.imageio import ImageRejected, load_rgb, read_encoded
 from tests.conftest import write_demo_raw_folder
 
 SEEDS = range(6)
@@ -31,12 +33,12 @@ def faces_from_ground_truth(raw, faces_dir, params):
     Faces below `faces.min_face_size` are left out, as the faces stage rejects them.
     """
     fp = params.faces
-    (faces_dir / "images").mkdir(parents=True, exist_ok=True)
-    paths = {p.stem: p for p in (raw / "images").glob("*/*")}
+    places = {r["image_id"]: r for r in read_jsonl(raw / "manifest.jsonl")}
     records, identity = [], {}
+    writer = ShardWriter(faces_dir / "shards", "faces", 16)
     for truth in read_jsonl(raw / "ground_truth.jsonl"):
         try:
-            image = load_rgb(paths[truth["image_id"]], fp.max_pixels)
+            image = load_rgb(read_encoded(raw / "shards", places.get(truth["image_id"], {}), truth["image_id"]), fp.max_pixels)
         except ImageRejected:
             continue  # the demo's broken files
         for k, face in enumerate(truth["faces"]):
@@ -44,13 +46,15 @@ def faces_from_ground_truth(raw, faces_dir, params):
                 continue
             crop = square_crop(face["box"], fp.margin, image.size, fp.border)
             fid = face_id(truth["image_id"], crop)
-            (faces_dir / "images" / f"{fid}.png").write_bytes(png_bytes(cut_square(image, crop, fp.size)))
+            data = png_bytes(cut_square(image, crop, fp.size))
             records.append(
                 {"face_id": fid, "image_id": truth["image_id"], "box": face["box"], "crop": list(crop), "score": 1.0,
-                 "detector": "ground_truth", "hair_color": face["hair_color"], "eye_color": face["eye_color"]}
+                 "detector": "ground_truth", "hair_color": face["hair_color"], "eye_color": face["eye_color"],
+                 **writer.add(f"{fid}.png", data).fields(), "file_sha256": sha256_hex(data)}
             )
             # which drawing this is: a planted copy shows the same faces, in the same order, as its original
             identity[fid] = (truth["duplicate_of"] or truth["post_id"], k, truth["kind"])
+    writer.close()
     write_jsonl(faces_dir / "manifest.jsonl", records)
     return identity
 

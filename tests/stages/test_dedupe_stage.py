@@ -3,16 +3,17 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from anigan.cli import cli
 from anigan.errors import UserError
-from anigan.files import read_jsonl
+from anigan.files import read_jsonl, write_jsonl
 from anigan.params import load_params
 from preprocess.dedupe import stage as dedupe_stage
 from preprocess.dedupe.stage import run_dedupe
-from tests.faces_folder import Face, crop, drawing, image_id_for, planted_set, write_faces
+from tests.faces_folder import Face, crop, crop_bytes, drawing, image_id_for, planted_set, write_faces
 
 
 def params_for(root, **overrides):
@@ -53,7 +54,7 @@ def test_the_original_from_the_largest_source_is_kept_and_copies_say_how_they_di
         assert rows[original]["group_id"] == original  # a group is named by the face it keeps
         assert not rows[copy]["kept"]
         # the exact copy was saved with other PNG settings: other bytes, same pixels
-        exact = rows[copy]["distance"] == 0 and (root / "faces/images" / f"{copy}.png").read_bytes() != (root / "faces/images" / f"{original}.png").read_bytes()
+        exact = rows[copy]["distance"] == 0 and crop_bytes(root, copy) != crop_bytes(root, original)
         assert rows[copy]["dup_kind"] in ("exact", "near")
         if rows[copy]["dup_kind"] == "exact":
             assert exact
@@ -85,14 +86,11 @@ def test_score_and_box_break_ties_when_sources_are_the_same_size(tmp_path):
 
 def test_unusable_face_files_are_skipped_with_a_reason_and_the_rest_deduped(planted):
     root, faces, copy_of = planted
-    images = root / "faces" / "images"
     broken = [f.face_id for f in faces if f.face_id not in copy_of and f.face_id not in copy_of.values()][:3]
-    (images / f"{broken[0]}.png").write_bytes(b"")
-    (images / f"{broken[1]}.png").unlink()
-    data = (images / f"{broken[2]}.png").read_bytes()
-    (images / f"{broken[2]}.png").write_bytes(data[: len(data) // 3])
-    with open(root / "faces" / "manifest.jsonl", "a") as f:
-        f.write(json.dumps({"face_id": "../escape", "image_id": "x"}) + "\n")
+    # the manifest names an empty member, a shard not on disk, a member cut short
+    damage = {broken[0]: lambda r: {"bytes": 0}, broken[1]: lambda r: {"shard": "faces-999999.tar"}, broken[2]: lambda r: {"bytes": r["bytes"] // 3}}
+    records = [r | damage[r["face_id"]](r) if r["face_id"] in damage else r for r in read_jsonl(root / "faces" / "manifest.jsonl")]
+    write_jsonl(root / "faces" / "manifest.jsonl", records + [{"face_id": "../escape", "image_id": "x"}])
     summary = run_dedupe(params_for(root))
     assert summary.skipped == {"bad_face_id": 1, "empty_file": 1, "missing_file": 1, "truncated": 1}
     rejects = {r["face_id"]: r["reason"] for r in read_jsonl(root / "dedup" / "rejects.jsonl")}
@@ -178,8 +176,9 @@ def test_decoded_pixels_decide_exactness_not_file_bytes(tmp_path):
     img = crop(drawing(9))
     faces = [Face(img, image_id_for("one"), png_level=0), Face(img, image_id_for("two"), png_level=9)]
     write_faces(tmp_path, faces)
-    paths = [tmp_path / "faces" / "images" / f"{f.face_id}.png" for f in faces]
-    assert paths[0].read_bytes() != paths[1].read_bytes()
-    assert (cv2.imread(str(paths[0])) == cv2.imread(str(paths[1]))).all()
+    data = [crop_bytes(tmp_path, f.face_id) for f in faces]
+    assert data[0] != data[1]
+    decoded = [cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR) for d in data]
+    assert (decoded[0] == decoded[1]).all()
     summary = run_dedupe(params_for(tmp_path, **{"dedupe.max_distance": 0}))
     assert summary.removed_by_kind == {"exact": 1, "near": 0, "near_image": 0}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +21,14 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.ids import face_id
 from anigan.params import load_params
+from anigan.shards import Member, ShardWriter, read_member
 from preprocess.faces.stage import MANIFEST, REJECTS, SHEET, STATE, SUMMARY, run_faces
 from tests.conftest import write_demo_raw_folder
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CASCADE = REPO.parent / "shared" / "models" / "lbpcascade_animeface.xml"
-MANIFEST_KEYS = {"face_id", "image_id", "box", "crop", "score", "detector", "hair_color", "eye_color", "colors_from"}
+MANIFEST_KEYS = {"face_id", "image_id", "box", "crop", "score", "detector", "hair_color", "eye_color", "colors_from", "shard", "offset", "bytes", "file_sha256"}
+PLACE = ("shard", "offset", "bytes")  # where a crop lies: depends on the order workers finished in
 
 
 def params_for(raw: Path, out: Path, **faces):
@@ -37,8 +41,25 @@ def manifest(out: Path) -> list[dict]:
     return list(read_jsonl(out / MANIFEST))
 
 
+def content(out: Path) -> list[dict]:
+    """The manifest without where each crop lies in the shards."""
+    return [{k: v for k, v in f.items() if k not in PLACE} for f in manifest(out)]
+
+
 def crop_files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((out / "images").iterdir())}
+    """Every member of the crop shards, read as `tar` reads them; no name twice."""
+    crops: dict[str, bytes] = {}
+    for shard in sorted((out / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                assert member.name not in crops, f"{member.name} is stored twice"
+                crops[member.name] = tar.extractfile(member).read()
+    return crops
+
+
+def raw_image(raw: Path, image_id: str) -> bytes:
+    record = next(r for r in read_jsonl(raw / "manifest.jsonl") if r["image_id"] == image_id)
+    return read_member(raw / "shards", Member.of(record))
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +79,10 @@ def small_raw(demo_raw_folder, tmp_path) -> Path:
     rows = list(read_jsonl(demo_raw_folder / "manifest.jsonl"))[:SMALL]
     ids = {r["image_id"] for r in rows}
     raw = tmp_path / "raw"
-    for r in rows:
-        src = next((demo_raw_folder / "images" / r["image_id"][:2]).glob(r["image_id"] + ".*"))
-        dst = raw / src.relative_to(demo_raw_folder)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+    shards = {r["shard"] for r in rows}
+    (raw / "shards").mkdir(parents=True)
+    for name in shards:
+        shutil.copyfile(demo_raw_folder / "shards" / name, raw / "shards" / name)
     (raw / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     truth = [t for t in read_jsonl(demo_raw_folder / "ground_truth.jsonl") if t["image_id"] in ids]
     (raw / "ground_truth.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
@@ -84,14 +104,17 @@ def test_outputs_follow_the_data_contract(first_run):
     summary, out = first_run
     faces = manifest(out)
     assert summary.faces == len(faces) > 0
-    assert {p.stem for p in (out / "images").glob("*.png")} == {f["face_id"] for f in faces}
+    crops = crop_files(out)
+    assert set(crops) == {f"{f['face_id']}.png" for f in faces}
     assert len({f["face_id"] for f in faces}) == len(faces)
     for f in faces[:10]:
         assert set(f) == MANIFEST_KEYS and f["detector"] == "animeface"
         assert f["face_id"] == face_id(f["image_id"], f["crop"]), "face IDs trace back to image and crop"
         x, y, w, h = f["crop"]
         assert w == h, "crops are square"
-        with Image.open(out / "images" / f"{f['face_id']}.png") as im:
+        data = read_member(out / "shards", Member.of(f))
+        assert data == crops[f"{f['face_id']}.png"], "the manifest names each crop's place in its shard"
+        with Image.open(io.BytesIO(data)) as im:
             assert im.mode == "RGB" and im.size == (128, 128)
     with Image.open(out / SHEET) as sheet:
         assert sheet.size[0] > 128 and sheet.size[1] > 128
@@ -116,7 +139,7 @@ def test_ids_crops_and_manifest_are_identical_across_runs_and_worker_counts(firs
     _, out = first_run
     again = tmp_path / "again"
     run_faces(params_for(demo_raw_folder, again, workers=1))
-    assert (again / MANIFEST).read_bytes() == (out / MANIFEST).read_bytes()
+    assert content(again) == content(out)
     assert (again / REJECTS).read_bytes() == (out / REJECTS).read_bytes()
     assert crop_files(again) == crop_files(out)
     assert (again / SUMMARY).read_bytes() == (out / SUMMARY).read_bytes()
@@ -144,7 +167,7 @@ def test_new_and_removed_images_are_the_only_work_of_a_rerun(small_raw, tmp_path
     shrunk = run_faces(params_for(small_raw, out))
     assert shrunk.processed == 0
     assert dropped not in {f["image_id"] for f in manifest(out)}
-    assert not [p for p in (out / "images").iterdir() if p.name.startswith(dropped[:8])], "its crops are gone too"
+    assert not [n for n in crop_files(out) if n.startswith(dropped[:8])], "its crops are gone too"
     (small_raw / "manifest.jsonl").write_text("".join(kept_lines))
     grown = run_faces(params_for(small_raw, out))
     assert grown.processed == 1 and grown.reused == shrunk.images
@@ -158,43 +181,51 @@ def test_changing_a_detection_setting_reprocesses_everything(small_raw, tmp_path
     assert changed.processed == changed.images and changed.reused == 0
     new = {f["face_id"] for f in manifest(out)}
     assert new and not (new & old), "a new margin gives new crops and so new face IDs"
-    assert {p.stem for p in (out / "images").iterdir()} == new, "old crops are removed"
+    assert {n.removesuffix(".png") for n in crop_files(out)} == new, "old crops are removed"
     assert {r["image_id"] for r in read_jsonl(out / STATE)} == {r["image_id"] for r in read_jsonl(small_raw / "manifest.jsonl")}
 
 
-KILL_AT_FIVE = """
+KILL_AT_SEVEN = """
 import os, signal, sys
 from anigan.params import load_params
+from preprocess.faces import stage
 from preprocess.faces.stage import run_faces
 
-def kill_at_five(done, total):
-    if done == 5:
+stage.BATCH_IMAGES, stage.BATCH_SECONDS = 3, 1e9  # three images a batch: the kill lands inside a batch and a shard
+
+def kill_at_seven(done, total):
+    if done == 7:
         os.kill(os.getpid(), signal.SIGKILL)
 
-overrides = {"paths.raw": sys.argv[1], "paths.faces": sys.argv[2], "faces.workers": 2}
-run_faces(load_params(None, overrides), on_progress=kill_at_five)
+overrides = {"paths.raw": sys.argv[1], "paths.faces": sys.argv[2], "faces.workers": 2, "faces.shard_size": 4}
+run_faces(load_params(None, overrides), on_progress=kill_at_seven)
 """
 
 
 def test_a_killed_run_resumes_without_duplicates_or_lost_work(small_raw, tmp_path):
     reference = tmp_path / "reference"
-    run_faces(params_for(small_raw, reference))
+    run_faces(params_for(small_raw, reference, shard_size=4))
 
     out = tmp_path / "faces"
-    # SIGKILL the stage (and so its pool) right after its fifth image is recorded
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_FIVE, str(small_raw), str(out)], cwd=REPO, capture_output=True, text=True)
+    # SIGKILL the stage (and so its pool) right after its seventh image is done, its batch unsaved
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_SEVEN, str(small_raw), str(out)], cwd=REPO, capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert len(list(read_jsonl(out / STATE))) == 5 and not (out / MANIFEST).exists()
-    # a kill can also tear the last state line and leave a temporary crop behind
+    saved = len(list(read_jsonl(out / STATE)))
+    assert saved == 6 and not (out / MANIFEST).exists(), "two whole batches were saved, the third lost"
+    # a kill can also tear the last state line and the shard being written
     with open(out / STATE, "a") as f:
         f.write('{"image_id": "torn')
-    (out / "images" / ".deadbeef.png.tmp").write_bytes(b"half a png")
+    last = sorted((out / "shards").glob("*.tar"))[-1]
+    with open(last, "ab") as f:
+        f.write(b"half a member")
 
-    resumed = run_faces(params_for(small_raw, out))
-    assert resumed.reused == 5 and resumed.processed == resumed.images - 5
-    assert (out / MANIFEST).read_bytes() == (reference / MANIFEST).read_bytes()
-    assert crop_files(out) == crop_files(reference)
+    resumed = run_faces(params_for(small_raw, out, shard_size=4))
+    assert resumed.reused == saved and resumed.processed == resumed.images - saved
+    assert content(out) == content(reference)
+    assert crop_files(out) == crop_files(reference), "every crop once, none lost"
+    assert all(read_member(out / "shards", Member.of(f)) == crop_files(out)[f"{f['face_id']}.png"] for f in manifest(out))
     assert len(list(read_jsonl(out / STATE))) == resumed.images, "state is compacted: one line per image"
+    assert all(len(tarfile.open(p).getmembers()) <= 4 for p in (out / "shards").glob("*.tar"))
 
 
 def test_border_modes_skip_pad_and_shift(small_raw, tmp_path):
@@ -202,7 +233,7 @@ def test_border_modes_skip_pad_and_shift(small_raw, tmp_path):
     runs = {mode: run_faces(params_for(small_raw, tmp_path / mode, margin=2.0, border=mode)) for mode in ("skip", "pad", "shift")}
     assert runs["skip"].rejects.get("at_border", 0) > 0
     assert runs["pad"].faces == runs["shift"].faces == runs["skip"].faces + runs["skip"].rejects["at_border"]
-    sizes = {Image.open(p).size for p in (tmp_path / "pad" / "images").iterdir()}
+    sizes = {Image.open(io.BytesIO(data)).size for data in crop_files(tmp_path / "pad").values()}
     assert sizes == {(128, 128)}
     for f in manifest(tmp_path / "shift"):
         x, y, w, h = f["crop"]
@@ -234,8 +265,7 @@ def _drawn_face(demo_raw_folder) -> tuple[Image.Image, dict]:
     """The single-face demo image with the biggest face, and its ground-truth record."""
     records = list(read_jsonl(demo_raw_folder / "ground_truth.jsonl"))
     best = max((r for r in records if len(r["faces"]) == 1 and r["kind"] == "scene"), key=lambda r: r["faces"][0]["box"][2])
-    path = next((demo_raw_folder / "images" / best["image_id"][:2]).glob(best["image_id"] + ".*"))
-    return Image.open(path).convert("RGB"), best
+    return Image.open(io.BytesIO(raw_image(demo_raw_folder, best["image_id"]))).convert("RGB"), best
 
 
 def _raw_of(folder: Path, files: dict[str, bytes]) -> Path:
@@ -243,12 +273,11 @@ def _raw_of(folder: Path, files: dict[str, bytes]) -> Path:
     from anigan.ids import sha256_hex
 
     rows = []
-    for name, data in files.items():
-        image_id = sha256_hex(data)
-        path = folder / "images" / image_id[:2] / f"{image_id}.{name.rsplit('.', 1)[1]}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        rows.append({"image_id": image_id, "source": "test", "post_id": name, "tags": []})
+    with ShardWriter(folder / "shards", "raw", 4) as writer:
+        for name, data in files.items():
+            image_id = sha256_hex(data)
+            member = writer.add(f"{image_id}.{name.rsplit('.', 1)[1]}", data)
+            rows.append({"image_id": image_id, "source": "test", "post_id": name, "tags": [], **member.fields()})
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -262,6 +291,8 @@ def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def test_faces_are_found_in_every_odd_format(demo_raw_folder, tmp_path):
+    from anigan.ids import sha256_hex
+
     drawn, _ = _drawn_face(demo_raw_folder)
     gray16 = Image.fromarray(np.asarray(drawn.convert("L"), np.uint16) * 257)
     exif = Image.Exif()
@@ -277,7 +308,7 @@ def test_faces_are_found_in_every_odd_format(demo_raw_folder, tmp_path):
         "anim.gif": _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0),
     }
     raw = _raw_of(tmp_path / "raw", files)
-    assert Image.open(next((raw / "images").rglob("*.png"))).size == drawn.size
+    assert Image.open(io.BytesIO(raw_image(raw, sha256_hex(files["gray.png"])))).size == drawn.size
     run_faces(params_for(raw, tmp_path / "faces"))
     names = {r["image_id"]: r["post_id"] for r in read_jsonl(raw / "manifest.jsonl")}
     found = {names[f["image_id"]] for f in manifest(tmp_path / "faces")}
@@ -295,7 +326,7 @@ def test_cascade_backend_runs_with_the_shared_cascade_file(small_raw, tmp_path):
     assert summary.faces > 0, "the demo drawings are partly visible to the cascade"
     for f in manifest(out):
         assert set(f) == MANIFEST_KEYS and f["detector"] == "cascade" and f["score"] == 1.0
-        assert f["face_id"] == face_id(f["image_id"], f["crop"]) and (out / "images" / f"{f['face_id']}.png").is_file()
+        assert f["face_id"] == face_id(f["image_id"], f["crop"]) and f"{f['face_id']}.png" in crop_files(out)
     assert json.loads((out / SUMMARY).read_text())["detector"] == "cascade"
     again = run_faces(params_for(small_raw, out, detector="cascade", cascade_path=str(SHARED_CASCADE)))
     assert again.processed == 0
@@ -340,18 +371,20 @@ def test_a_corrupt_raw_manifest_line_is_a_clear_error(small_raw, tmp_path):
 def test_a_damaged_state_file_means_doing_everything_again(small_raw, tmp_path):
     out = tmp_path / "faces"
     run_faces(params_for(small_raw, out))
-    before = (out / MANIFEST).read_bytes()
+    before = content(out)
     lines = (out / STATE).read_text().splitlines(keepends=True)
     (out / STATE).write_text(lines[0] + "garbage\n" + "".join(lines[1:]))
     again = run_faces(params_for(small_raw, out))
-    assert again.processed == again.images and (out / MANIFEST).read_bytes() == before
+    assert again.processed == again.images and content(out) == before
 
 
-def test_an_image_whose_crop_went_missing_is_done_again(small_raw, tmp_path):
+def test_an_image_whose_crops_went_missing_is_done_again(small_raw, tmp_path):
     out = tmp_path / "faces"
-    run_faces(params_for(small_raw, out))
+    run_faces(params_for(small_raw, out, shard_size=1000))
     before = crop_files(out)
-    lost = manifest(out)[0]["face_id"]
-    (out / "images" / f"{lost}.png").unlink()
-    again = run_faces(params_for(small_raw, out))
-    assert again.processed == 1 and crop_files(out) == before
+    last = manifest(out)[-1]
+    with open(out / "shards" / last["shard"], "r+b") as f:  # a partial checkout: the shard cut short
+        f.truncate(last["offset"] + last["bytes"] - 1)
+    again = run_faces(params_for(small_raw, out, shard_size=1000))
+    assert again.processed == len({f["image_id"] for f in manifest(out) if f["shard"] == last["shard"] and f["offset"] >= last["offset"]})
+    assert again.processed >= 1 and crop_files(out) == before

@@ -13,7 +13,7 @@ from anigan.params import load_params
 from crawler.crawl import run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DANBOORU_RATINGS, DemoBooru
-from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, read
+from tests.crawl_oracle import ALL_RATINGS, REASON_BY_KIND, read, stored_files
 
 POSTS = 40
 # Scenes written without metadata, as files a user saved by hand.
@@ -88,7 +88,7 @@ def test_a_gallery_dl_folder_imports_the_images_a_crawl_keeps(imported, crawled,
     root, files, out, summary = imported
     assert summary.stopped == "finished" and summary.source == "folder"
     assert {r["image_id"] for r in read(out, "manifest.jsonl")} == {r["image_id"] for r in read(crawled, "manifest.jsonl")}
-    stored = {p.name.split(".")[0] for p in (out / "images").glob("*/*")}
+    stored = {name.split(".")[0] for name in stored_files(out)}
     assert stored == {r["image_id"] for r in read(out, "manifest.jsonl")}
     assert summary.skipped == {"not_an_image_post": 1}
 

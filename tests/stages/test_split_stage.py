@@ -136,7 +136,11 @@ def test_the_salt_moves_faces_between_sides(built):
 def test_a_face_file_broken_after_dedupe_is_skipped_and_rows_still_match(built):
     root, params, _, _ = built
     kept = [r["face_id"] for r in read_jsonl(root / "dedup" / "manifest.jsonl") if r["kept"]]
-    (root / "faces" / "images" / f"{kept[0]}.png").write_bytes(b"not a png")
+    # the crop's bytes replaced in its shard (a damaged copy): same length, not a PNG any more
+    record = next(r for r in read_jsonl(root / "faces" / "manifest.jsonl") if r["face_id"] == kept[0])
+    with open(root / "faces" / "shards" / record["shard"], "r+b") as f:
+        f.seek(record["offset"])
+        f.write(b"not a png".ljust(record["bytes"], b"\0"))
     card = run_split(params).card
     assert card["skipped"] == {"not_an_image": 1}
     for split in ("train", "test"):

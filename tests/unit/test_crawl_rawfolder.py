@@ -1,8 +1,12 @@
 """The raw folder: content-addressed, never partial, and brought in line with the params on resume."""
 
 import json
+import os
+import subprocess
+import tarfile
 
 from anigan.ids import sha256_hex
+from anigan.shards import read_member
 from crawler.rawfolder import Filters, Ledger, RawFolder, reconcile
 
 FILTERS = Filters(("general", "sensitive"), 64, 64, 1_000_000, 10_000)
@@ -46,49 +50,110 @@ def test_reconcile_rejects_last_word_wins_transient_ones_are_retried():
     assert {r["post_id"] for r in changed.rejects} == {1, 4}
 
 
+def members(folder: RawFolder) -> list[str]:
+    """Member names of every shard, in order, as `tar` lists them."""
+    names = []
+    for shard in sorted(folder.shards.glob("*.tar")):
+        names += subprocess.run(["tar", "-tf", str(shard)], check=True, capture_output=True, text=True).stdout.split()
+    return names
+
+
+def keep(folder: RawFolder, post_id: int, body: bytes, ext: str = "png") -> dict:
+    record = rec(post_id, sha256_hex(body))
+    folder.keep(body, ext, record)
+    return record
+
+
 def test_store_is_content_addressed_and_idempotent(tmp_path):
     folder = RawFolder(tmp_path / "raw")
-    image_id, new = folder.store(b"bytes", "png")
+    image_id, member, new = folder.store(b"bytes", "png")
     assert image_id == sha256_hex(b"bytes") and new
-    assert (tmp_path / "raw" / "images" / image_id[:2] / f"{image_id}.png").read_bytes() == b"bytes"
-    assert folder.store(b"bytes", "png") == (image_id, False)
-    assert [p.name for p in (tmp_path / "raw" / "images" / image_id[:2]).iterdir()] == [f"{image_id}.png"]
+    assert read_member(folder.shards, member) == b"bytes"
+    assert folder.store(b"bytes", "png") == (image_id, member, False)
+    folder.close()
+    assert members(folder) == [f"{image_id}.png"]
+    with tarfile.open(folder.shards / member.shard) as tar:  # the WebDataset layout: <key>.<ext>
+        assert tar.extractfile(f"{image_id}.png").read() == b"bytes"
+
+
+def test_shards_hold_shard_size_members_and_records_name_their_place(tmp_path):
+    folder = RawFolder(tmp_path, shard_size=2)
+    records = [keep(folder, n, f"image {n}".encode()) for n in range(5)]
+    folder.close()
+    assert sorted(p.name for p in folder.shards.iterdir()) == ["raw-000000.tar", "raw-000001.tar", "raw-000002.tar"]
+    assert [r["shard"] for r in folder.read_manifest()] == ["raw-000000.tar"] * 2 + ["raw-000001.tar"] * 2 + ["raw-000002.tar"]
+    for n, record in enumerate(folder.read_manifest()):
+        assert folder.stored()[record["image_id"]].offset == record["offset"]
+        assert read_member(folder.shards, folder.stored()[record["image_id"]]) == f"image {n}".encode()
+    assert len(members(folder)) == 5 and records[0]["bytes"] == len(b"image 0")
 
 
 def test_prepare_repairs_a_killed_run(tmp_path):
     folder = RawFolder(tmp_path)
-    kept, _ = folder.store(b"kept", "jpg")
-    orphan, _ = folder.store(b"orphan", "jpg")  # written, then killed before its manifest line
-    (folder.images / kept[:2] / f".{kept}.jpg.abc.tmp").write_bytes(b"half")
+    kept = keep(folder, 1, b"kept")
+    orphan, member, _ = folder.store(b"orphan", "jpg")  # written, then killed before its manifest line
+    folder.close()
+    with open(folder.shards / member.shard, "ab") as f:
+        f.write(b"half a member")  # and a torn one after it
     torn = json.dumps(rec(2, orphan))[:20]
-    folder.manifest.write_text(json.dumps(rec(1, kept)) + "\n" + torn)
+    with open(folder.manifest, "a") as f:
+        f.write(torn)
     folder.prepare(QUERY, FILTERS, limit=10)
     assert [json.loads(line)["post_id"] for line in folder.manifest.read_text().splitlines()] == [1]
-    assert set(folder.image_files()) == {kept}
-    assert [p.name for p in folder.images.glob("*/*")] == [f"{kept}.jpg"]
-    # Appending after the repair gives whole lines.
-    folder.append_manifest(rec(3, kept))
+    assert members(folder) == [f"{kept['image_id']}.png"]
+    assert set(RawFolder(tmp_path).stored()) == {kept["image_id"]}
+    # Appending after the repair gives whole lines and whole members in the same shard.
+    again = keep(folder, 3, b"another")
+    folder.close()
     assert [r["post_id"] for r in folder.read_manifest()] == [1, 3]
+    assert members(folder) == [f"{kept['image_id']}.png", f"{again['image_id']}.png"]
+
+
+def test_prepare_drops_members_no_record_names_by_copying_the_rest(tmp_path):
+    folder = RawFolder(tmp_path)
+    keep(folder, 1, b"a", "jpg")
+    keep(folder, 2, b"b" * 100_000, "jpg")
+    keep(folder, 3, b"c", "jpg")
+    folder.close()
+    lines = folder.manifest.read_text().splitlines()
+    folder.manifest.write_text(lines[0] + "\n" + lines[2] + "\n")  # post 2 dropped (by a filter, say)
+    folder.prepare(QUERY, FILTERS, limit=10)
+    assert members(folder) == [f"{sha256_hex(b'a')}.jpg", f"{sha256_hex(b'c')}.jpg"]
+    assert [read_member(folder.shards, m) for m in RawFolder(tmp_path).stored().values()] == [b"a", b"c"]
+
+
+def test_a_shard_dvc_links_into_its_cache_is_never_appended_to(tmp_path):
+    folder = RawFolder(tmp_path)
+    first = keep(folder, 1, b"first")
+    folder.close()
+    shard = folder.shards / first["shard"]
+    os.link(shard, tmp_path / "cache-copy")  # what `cache.type = hardlink` leaves
+    before = shard.read_bytes()
+    folder.prepare(QUERY, FILTERS, limit=10)
+    second = keep(folder, 2, b"second")
+    folder.close()
+    assert (tmp_path / "cache-copy").read_bytes() == before and shard.read_bytes() == before
+    assert second["shard"] != first["shard"]
 
 
 def test_prepare_drops_records_whose_file_is_gone(tmp_path):
     folder = RawFolder(tmp_path)
-    folder.manifest.write_text(json.dumps(rec(1, "f" * 64)) + "\n")
+    folder.manifest.write_text(json.dumps(rec(1, "f" * 64) | {"shard": "raw-000000.tar", "offset": 512, "bytes": 10}) + "\n")
     result = folder.prepare(QUERY, FILTERS, limit=10)
     assert result.manifest == [] and result.dropped == {"file_missing": 1}
 
 
 def test_prepare_starts_over_when_the_query_changes(tmp_path):
     folder = RawFolder(tmp_path)
-    image_id, _ = folder.store(b"x", "png")
-    folder.append_manifest(rec(1, image_id))
+    keep(folder, 1, b"x")
+    folder.close()
     folder.state.write_text(json.dumps({"query": QUERY, "filters": FILTERS.as_dict()}))
     (tmp_path / "notes.txt").write_text("not the crawl's")
     assert not folder.prepare(QUERY, FILTERS, 10).started_over
     assert len(folder.read_manifest()) == 1
     result = folder.prepare({**QUERY, "tags": "solo"}, FILTERS, 10)
     assert result.started_over and result.manifest == []
-    assert folder.image_files() == {} and (tmp_path / "notes.txt").exists()
+    assert folder.stored() == {} and not list(folder.shards.glob("*.tar")) and (tmp_path / "notes.txt").exists()
 
 
 def test_ledger_counts_images_not_posts_against_the_limit(tmp_path):

@@ -9,7 +9,9 @@ from anigan.params import load_params
 from preprocess import groups
 from preprocess.groups import components, same_key_edges
 from preprocess.dedupe.hamming_index import popcount64
-from preprocess.dedupe.phash import FaceHash, HashFailure, from_hex, hash_files, phash_from_gray, pixel_digest, thumbnail, to_hex
+from anigan.ids import sha256_hex
+from anigan.shards import Member, ShardWriter
+from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, phash_from_gray, pixel_digest, thumbnail, to_hex
 from tests.faces_folder import KINDS, crop, drawing, plant
 
 DEFAULT_MAX_DISTANCE = load_params(None).dedupe.max_distance
@@ -51,42 +53,42 @@ def test_different_drawings_hash_beyond_the_default_distance():
     assert d[np.triu_indices(len(hashes), k=1)].min() > DEFAULT_MAX_DISTANCE
 
 
+def sources(folder, files: dict[str, bytes]) -> list[Source]:
+    """Each file stored as a member of a shard in `folder`, as the faces stage stores crops."""
+    with ShardWriter(folder, "faces", 100) as writer:
+        return [Source(str(folder), writer.add(name, data), name, sha256_hex(data)) for name, data in files.items()]
+
+
+def png(face, level: int = 3) -> bytes:
+    return cv2.imencode(".png", face, [cv2.IMWRITE_PNG_COMPRESSION, level])[1].tobytes()
+
+
 def test_pixel_digest_ignores_the_file_encoding(tmp_path):
     face = crop(drawing(1))
-    paths = []
-    for level in (0, 9):
-        path = tmp_path / f"level{level}.png"
-        cv2.imwrite(str(path), face, [cv2.IMWRITE_PNG_COMPRESSION, level])
-        paths.append(str(path))
-    a, b = hash_files(paths)
+    a, b = hash_files(sources(tmp_path, {f"level{level}.png": png(face, level) for level in (0, 9)}))
     assert a.file_sha256 != b.file_sha256
     assert a.pixel_sha256 == b.pixel_sha256 and a.phash == b.phash
     assert pixel_digest(face) != pixel_digest(face[::-1])
 
 
 def test_unusable_files_come_back_as_failures_with_a_reason(tmp_path):
-    good = tmp_path / "good.png"
-    cv2.imwrite(str(good), crop(drawing(2)))
-    data = good.read_bytes()
-    (tmp_path / "empty.png").write_bytes(b"")
-    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
-    (tmp_path / "text.png").write_bytes(b"<html>not an image</html>")
-    names = ["good.png", "missing.png", "empty.png", "truncated.png", "text.png"]
-    results = hash_files([str(tmp_path / n) for n in names])
+    data = png(crop(drawing(2)))
+    good, empty, truncated, text = sources(tmp_path, {"good.png": data, "empty.png": b"", "truncated.png": data[: len(data) // 2], "text.png": b"<html>not an image</html>"})
+    missing = Source(str(tmp_path), Member("faces-000099.tar", 512, 10), "missing.png", "0" * 64)
+    results = hash_files([good, missing, empty, truncated, text])
     assert isinstance(results[0], FaceHash)
     reasons = [r.reason if isinstance(r, HashFailure) else None for r in results]
     assert reasons == [None, "missing_file", "empty_file", "truncated", "not_an_image"]
 
 
-def test_known_hashes_are_reused_only_while_the_file_is_unchanged(tmp_path):
-    path = tmp_path / "face.png"
-    cv2.imwrite(str(path), crop(drawing(3)))
-    (first,) = hash_files([str(path)])
-    stale = FaceHash(first.file_sha256, phash=123, pixel_sha256="x")
-    assert hash_files([str(path)], [stale])[0] is stale  # same bytes: not decoded again
-    cv2.imwrite(str(path), crop(drawing(4)))
-    (fresh,) = hash_files([str(path)], [stale])
-    assert fresh.file_sha256 != stale.file_sha256 and fresh.phash != 123
+def test_known_hashes_are_reused_without_reading_the_file(tmp_path):
+    (source,) = sources(tmp_path / "a", {"face.png": png(crop(drawing(3)))})
+    (first,) = hash_files([source])
+    assert first.file_sha256 == source.content_id, "a hash is recorded under its file's content ID"
+    cached = FaceHash(first.file_sha256, phash=123, pixel_sha256="x")
+    for shard in (tmp_path / "a").iterdir():
+        shard.unlink()  # not even there: a known content ID is never read again
+    assert hash_files([source], [cached])[0] is cached
 
 
 def union_find_reference(n, edges):

@@ -1,0 +1,187 @@
+"""Scale benchmark: crawl, faces, dedupe, split and a no-op `dvc repro` at N posts, in a throwaway repo.
+
+    uv run python bench/scale_bench.py --posts 2000 --out /tmp/scale-2000.json       # demo booru
+    uv run python bench/scale_bench.py --synthetic 8000 --out /tmp/scale-8000.json   # generated posts
+
+The working tree's files are copied into a temporary git + DVC repo (with this repo's
+`.dvc/config`, so the cache links rather than copies). Each stage runs as `dvc repro -s <stage>`
+in a fresh measuring process, so its figures include DVC's own hashing and caching:
+
+    wall_s        seconds the stage took
+    cpu_s         user + system CPU seconds of the stage and every process it started
+    peak_rss_mib  the largest peak resident memory of any one of those processes
+
+then `dvc repro split` with nothing changed (`noop_s`), the bytes under data/ (`data_bytes`) and
+the bytes DVC's cache adds on disk (`cache_bytes`: blocks of cache files not shared by a hard
+link with the workspace).
+
+`--synthetic N` writes N small pictures (a demo portrait, 128 px, each with its own pixel
+pattern so no two share bytes) into a folder and imports them with `crawl.source = folder`: no
+server, no scene drawing, so sizes far beyond the demo booru's fit this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("crawl", "faces", "dedupe", "split")
+
+# Runs one command as its child and reports what it and its descendants used.
+MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.monotonic()
+code = subprocess.run(sys.argv[1:]).returncode
+wall = time.monotonic() - start
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"code": code, "wall_s": round(wall, 3), "cpu_s": round(r.ru_utime + r.ru_stime, 3), "peak_rss_mib": round(r.ru_maxrss / 1024, 1)}))
+"""
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e.get('PATH', '')}"
+    for k, v in (("GIT_AUTHOR_NAME", "anigan-bench"), ("GIT_AUTHOR_EMAIL", "bench@anigan.invalid"), ("GIT_COMMITTER_NAME", "anigan-bench"), ("GIT_COMMITTER_EMAIL", "bench@anigan.invalid")):
+        e.setdefault(k, v)
+    return e
+
+
+def sh(args: list[str], cwd: Path) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    return proc.stdout
+
+
+def measured(args: list[str], cwd: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *args], cwd=cwd, env=env(), capture_output=True, text=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result.pop("code"):
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    return result
+
+
+def copy_project(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for rel in filter(None, files.split("\0")):
+        src = REPO / rel
+        if src.is_file() and not rel.startswith(("data/", "runs/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")
+
+
+def synthetic_folder(folder: Path, n: int) -> None:
+    """N distinct small portraits: one drawn face each (animeface finds it), PNG, 128 px."""
+    import numpy as np
+
+    from crawler.demo.generator import portrait
+
+    folder.mkdir(parents=True)
+    styles = [np.asarray(portrait(seed, 128)) for seed in range(1, 33)]
+    for i in range(n):
+        pixels = styles[i % len(styles)].copy()
+        # a corner strip spells the post number: every file its own bytes, the face untouched
+        pixels[0, :32] = [[(i >> b & 1) * 255] * 3 for b in range(32)]
+        from PIL import Image
+
+        Image.fromarray(pixels).save(folder / f"{i:08d}.png", compress_level=1)
+
+
+def disk_bytes(root: Path) -> int:
+    """Bytes of the files under `root`, each inode once (blocks on disk)."""
+    seen, total = set(), 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def cache_bytes(cache: Path, workspace: Path) -> int:
+    """Blocks of the cache's files that are not the workspace's own (hard-linked) files."""
+    shared = {(p.stat().st_dev, p.stat().st_ino) for p in workspace.rglob("*") if p.is_file() and not p.is_symlink()}
+    total = 0
+    for path in cache.rglob("*") if cache.is_dir() else ():
+        if path.is_file():
+            st = path.stat()
+            if (st.st_dev, st.st_ino) not in shared:
+                total += st.st_blocks * 512
+    return total
+
+
+def run(posts: int | None, synthetic: int | None, keep: bool) -> dict:
+    n = synthetic or posts
+    work = Path(tempfile.mkdtemp(prefix="anigan-scale-"))
+    repo = work / "repo"
+    try:
+        repo.mkdir()
+        copy_project(repo)
+        params = {"demo.posts": n, "crawl.limit": n, "faces.workers": 0, "dedupe.workers": 0}
+        if synthetic:
+            sys.path.insert(0, str(REPO))
+            synthetic_folder(work / "posts", synthetic)
+            params |= {"crawl.source": "folder", "crawl.folder": str(work / "posts")}
+        set_params(repo / "params.yaml", params)
+        sh(["git", "init", "-q"], repo)
+        sh(["git", "add", "-A"], repo)
+        sh(["git", "commit", "-qm", "scale bench"], repo)
+        result: dict = {"posts": n, "source": "synthetic" if synthetic else "demo", "cpus": os.cpu_count(), "stages": {}}
+        for stage in STAGES:
+            result["stages"][stage] = measured(["dvc", "repro", "-s", stage], repo)
+            print(stage, result["stages"][stage], flush=True)
+        start = time.monotonic()
+        out = sh(["dvc", "repro", "split"], repo)
+        result["noop_s"] = round(time.monotonic() - start, 3)
+        assert "Running stage" not in out, out
+        result["data_bytes"] = disk_bytes(repo / "data")
+        result["cache_bytes"] = cache_bytes(repo / ".dvc" / "cache", repo / "data")
+        result["cache_type"] = sh(["dvc", "config", "cache.type"], repo).strip()
+        result["files_tracked"] = sum(1 for p in (repo / "data").rglob("*") if p.is_file())
+        counts = {}
+        for name, path in (("images", "data/raw/crawl.json"), ("faces", "data/faces/faces.json"), ("kept", "data/dedup/dedupe.json")):
+            counts[name] = json.loads((repo / path).read_text()).get({"images": "kept", "faces": "faces", "kept": "kept"}[name])
+        result["counts"] = counts
+        return result
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def set_params(path: Path, values: dict) -> None:
+    import yaml
+
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in values.items():
+        section, _, key = dotted.rpartition(".")
+        (params.setdefault(section, {}) if section else params)[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--posts", type=int, help="demo booru posts")
+    size.add_argument("--synthetic", type=int, help="generated posts imported from a folder")
+    parser.add_argument("--out", required=True, help="JSON file for the figures")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repo")
+    args = parser.parse_args()
+    result = run(args.posts, args.synthetic, args.keep)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
