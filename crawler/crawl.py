@@ -156,7 +156,7 @@ class CrawlRun:
             from crawler.demo.generator import generate_site
             from crawler.demo.server import DemoBooru
 
-            booru = self._stack.enter_context(DemoBooru(generate_site(params.demo.seed, params.demo.posts)))
+            booru = self._stack.enter_context(DemoBooru(generate_site(params.demo.seed, params.demo.posts, params.demo.defects)))
             base_url = booru.url
             log.info("crawl: demo booru with %d posts (seed %d) at %s", params.demo.posts, params.demo.seed, base_url)
         output = str(Path(params.paths.raw).resolve())

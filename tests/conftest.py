@@ -101,14 +101,15 @@ def _decodes(data: bytes, max_pixels: int = 40_000_000) -> bool:
         return False
 
 
-def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False, kinds=None, shard_size: int = 16) -> Path:
+def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken: bool = False, kinds=None, shard_size: int = 16, defects: float = 0.0) -> Path:
     """Write the demo booru's posts in the crawl stage's raw layout (docs/architecture.md) and return the folder.
 
     `shards/raw-<NNNNNN>.tar` (members `<sha256>.<ext>`, `shard_size` a shard), `manifest.jsonl`
     (one record per image ID, first post wins, as for exact duplicates, with its shard place) and `ground_truth.jsonl` (the demo's records for the images
     written). By default only what a crawl keeps: decodable, not behind robots.txt. With
     `include_broken`, truncated, empty, HTML and bomb files are written too, for stages that must
-    reject them. `kinds` (a set of demo post kinds) keeps only those posts. No server is started:
+    reject them. `kinds` (a set of demo post kinds) keeps only those posts; `defects` plants
+    quality defects on that share of posts (the ground truth names each). No server is started:
     files come straight from the generator.
     """
     from anigan.ids import sha256_hex
@@ -117,7 +118,7 @@ def write_demo_raw_folder(folder, posts: int = 60, seed: int = 0, include_broken
 
     folder = Path(folder)
     writer = ShardWriter(folder / "shards", "raw", shard_size)
-    site = generate_site(seed=seed, posts=posts)
+    site = generate_site(seed=seed, posts=posts, defects=defects)
     truth = {r["post_id"]: r for r in site.ground_truth()}
     manifest, ground_truth, written = [], [], set()
     for post in site.posts:

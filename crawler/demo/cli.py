@@ -33,7 +33,7 @@ def demo_site() -> None:
 def serve(obj: AniganContext, port, posts, seed, rate_limit_every, retry_after, error_every, delay) -> None:
     """Serve the demo booru on loopback until Ctrl-C; prints its URL first."""
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
-    site = generate_site(params.seed, params.posts)
+    site = generate_site(params.seed, params.posts, params.defects)
     faults = Faults(rate_limit_every, retry_after, error_every, delay)
     booru = DemoBooru(site, LOOPBACK, faults, port=port)
     click.echo(booru.url, nl=True)
@@ -54,7 +54,7 @@ def serve(obj: AniganContext, port, posts, seed, rate_limit_every, retry_after, 
 def generate(obj: AniganContext, out: Path, posts, seed) -> None:
     """Write every post's file, posts.json and ground_truth.jsonl to OUT (to look at them)."""
     params = obj.params(**{"demo.posts": posts, "demo.seed": seed}).demo
-    site = generate_site(params.seed, params.posts)
+    site = generate_site(params.seed, params.posts, params.defects)
     names = {f"{post.post_id:05d}-{post.kind}.{post.ext}" for post in site.posts}
     for post in site.posts:
         atomic_write_bytes(out / "files" / f"{post.post_id:05d}-{post.kind}.{post.ext}", post.data)

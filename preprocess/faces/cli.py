@@ -21,6 +21,10 @@ def format_quality(quality: dict) -> list[str]:
             + (f"; hair colour right {q['hair_accuracy']:.0%}" if q.get("hair_accuracy") is not None else "")
             + (f", eyes {q['eye_accuracy']:.0%}" if q.get("eye_accuracy") is not None else "")
         )
+        filters = q.get("filters") or {}
+        shown = [f"{reason} precision {f['precision']:.2f}, recall {f['recall']:.2f}" for reason, f in filters.items() if f["precision"] is not None and f["recall"] is not None]
+        if shown:
+            lines.append(f"{name} filters on planted defects: " + "; ".join(shown))
     return lines
 
 

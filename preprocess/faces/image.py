@@ -17,8 +17,10 @@ from anigan.ids import face_id
 from anigan.images import png_bytes
 from anigan.params.faces import FacesParams
 from preprocess.faces.colors import describe_face
-from preprocess.faces.crop import cut_square, square_crop
+from preprocess.faces.crop import square_crop
 from preprocess.faces.detect import Detection, Detector, make_detector, select_faces
+from preprocess.faces.filters import check_face
+from preprocess.faces.framing import cut_face, frame_face, measure_face
 from preprocess.imageio import ImageRejected, load_rgb, read_encoded
 
 CROPS = "crops"  # the record's face ID -> PNG bytes, taken out by the stage before it is saved
@@ -43,9 +45,24 @@ def detect_at_most(detector: Detector, image: Image.Image, max_side: int) -> lis
     scale = max_side / longest
     small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
     return [
-        dataclasses.replace(d, box=tuple(round(v / scale) for v in d.box))  # type: ignore[arg-type]
+        dataclasses.replace(
+            d,
+            box=tuple(round(v / scale) for v in d.box),  # type: ignore[arg-type]
+            eyes=None if d.eyes is None else tuple((x / scale, y / scale) for x, y in d.eyes),  # type: ignore[arg-type]
+        )
         for d in detector.detect(small)
     ]
+
+
+def _eyes(d: Detection, detector: Detector, image: Image.Image, params: FacesParams):
+    """(eyes, where from) for alignment: the detector's, animeface's inside the box, or none."""
+    if not params.align:
+        return None, "none"
+    if d.eyes is not None:
+        return d.eyes, "eyes"
+    finder = getattr(detector, "eyes_in_box", None)  # `both` can look again; a bare cascade cannot
+    eyes = finder(image, d.box) if finder else None
+    return eyes, ("eyes_in_box" if eyes else "none")
 
 
 def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> dict:
@@ -85,9 +102,19 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> d
             reject("duplicate_crop", f"same crop as face {fid}", d.box)
             continue
         placed.append((d, fid, crop))
+    framed = []
     for d, fid, crop in placed:
-        hair, eyes, source = describe_face(task.tags, len(placed), d.hair_rgb, d.eye_rgb)
-        record[CROPS][fid] = png_bytes(cut_square(image, crop, params.size))
+        eyes, eyes_from = _eyes(d, detector, image, params)
+        framing = frame_face(d.box, crop, eyes, eyes_from, params.margin, params.size)
+        measures = measure_face(image, d.box, framing, params.margin, params.size)
+        verdict = check_face(measures, task.tags, params)
+        if verdict is not None:
+            reject(*verdict, d.box)
+            continue
+        framed.append((d, fid, crop, framing, measures))
+    for d, fid, crop, framing, measures in framed:
+        hair, eyes, source = describe_face(task.tags, len(framed), d.hair_rgb, d.eye_rgb)
+        record[CROPS][fid] = png_bytes(cut_face(image, crop, framing, params.size))
         record["faces"].append(
             {
                 "face_id": fid,
@@ -95,10 +122,13 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> d
                 "box": list(d.box),
                 "crop": list(crop),
                 "score": d.score,
-                "detector": detector.name,
+                "detector": d.found_by or detector.name,
                 "hair_color": hair,
                 "eye_color": eyes,
                 "colors_from": source,
+                "transform": framing.transform,
+                "aligned_by": framing.aligned_by,
+                "measures": measures.as_dict(),
             }
         )
     return record

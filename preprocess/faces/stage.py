@@ -43,11 +43,11 @@ from anigan.params.faces import FacesParams
 from anigan.shards import Member, ShardReader, ShardWriter, Usage, compact, cut_tail, remove_unused
 from anigan.workers import resolve_workers
 from preprocess import imageio
-from preprocess.faces import colors, crop, detect, image
+from preprocess.faces import align, colors, crop, detect, filters, framing, image
 from preprocess.faces.contact_sheet import contact_sheet, pick_faces
 from preprocess.faces.detect import open_detector
 from preprocess.faces.image import CROPS, ImageTask, process_image, work
-from preprocess.faces.quality import detection_quality
+from preprocess.faces.quality import FILTER_TARGETS, detection_quality, filter_quality
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ QUALITY_FLOOR = 64
 # Settings that do not change any crop: changing them must not reprocess anything.
 _NOT_IN_KEY = ("workers", "seed", "sheet_faces", "shard_size")
 # Modules whose code decides what a crop looks like: editing them reprocesses everything.
-_CROP_CODE = (crop, detect, colors, image, imageio)
+_CROP_CODE = (align, crop, detect, colors, filters, framing, image, imageio)
 
 Progress = Callable[[int, int], None]
 
@@ -97,7 +97,7 @@ def detection_key(params: FacesParams) -> str:
     """A hash of everything that decides the crops: params (not workers), cascade bytes, crop code."""
     h = hashlib.sha256()
     settings = {k: v for k, v in asdict(params).items() if k not in _NOT_IN_KEY}
-    if params.detector == "cascade" and params.cascade_path:
+    if params.detector in ("cascade", "both") and params.cascade_path:
         # The file's content, not its path: the same cascade elsewhere is the same detector.
         settings["cascade_path"] = file_sha256(params.cascade_path)
     else:
@@ -216,18 +216,23 @@ def _truth(raw: Path) -> dict[str, list] | None:
 
 
 def _quality(truth: dict[str, list] | None, records: list[dict], params: FacesParams) -> dict | None:
-    """Precision/recall against the ground truth, over the images that decoded."""
+    """Precision/recall against the ground truth, over the images that decoded.
+
+    The detector is scored on every face it found, those a quality filter dropped included (a
+    dropped blurred face was still found); each filter is scored on the planted defects.
+    """
     if truth is None:
         return None
     undecodable = set(imageio.REJECT_REASONS)
-    pairs = [
-        (rec["faces"], truth[rec["image_id"]])
-        for rec in records
-        if rec["image_id"] in truth and not any(r["reason"] in undecodable for r in rec["rejects"])
-    ]
+    decoded = [rec for rec in records if rec["image_id"] in truth and not any(r["reason"] in undecodable for r in rec["rejects"])]
+    filtered = {rec["image_id"]: [r for r in rec["rejects"] if r["reason"] in FILTER_TARGETS and "box" in r] for rec in decoded}
+    pairs = [(rec["faces"] + filtered[rec["image_id"]], truth[rec["image_id"]]) for rec in decoded]
     at_stage = detection_quality(pairs, IOU_THRESHOLD, params.min_face_size).as_dict()
     at_floor = detection_quality(pairs, IOU_THRESHOLD, max(QUALITY_FLOOR, params.min_face_size)).as_dict()
     at_stage[f"ge{QUALITY_FLOOR}px"] = {k: at_floor[k] for k in ("min_size", "truth_faces", "true_positives", "false_positives", "precision", "recall")}
+    if any(face.get("defect") for faces in truth.values() for face in faces):
+        triples = [(rec["faces"], filtered[rec["image_id"]], truth[rec["image_id"]]) for rec in decoded]
+        at_stage.update(filter_quality(triples, IOU_THRESHOLD, params.min_face_size))  # "filters", "faces_by_defect"
     return {params.detector: at_stage}
 
 
