@@ -1,6 +1,6 @@
 """Training speed: anigan's trainer against a plain DCGAN loop in the canonical pytorch/examples style.
 
-    uv run python bench/train_bench.py [--widths 64,32] [--steps 10] [--repeats 2] [--images 1024]
+    uv run python bench/train_bench.py [--widths 64,32] [--steps 10] [--repeats 2] [--images 1024] [--compile] [--json FILE]
 
 Both train the same networks (gan.models, 64x64, batch 64, Adam 2e-4, betas 0.5/0.999) on
 the same drawn faces, on the same device, in the same process, one after the other
@@ -22,6 +22,7 @@ repeats is reported, with the ratio anigan / reference.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import platform
@@ -119,7 +120,9 @@ def reference_images_per_second(image_root: Path, width: int, steps: int, device
     return steps * BATCH / (time.perf_counter() - started)
 
 
-def anigan_images_per_second(dataset: Path, run_dir: Path, width: int, steps: int, device: str, extras: bool = True) -> float:
+def anigan_images_per_second(
+    dataset: Path, run_dir: Path, width: int, steps: int, device: str, extras: bool = True, compile_models: bool = False
+) -> float:
     """`run_train` on the packed array; timed between the progress reports at warm-up and at the end.
 
     `extras=False` turns off DiffAugment and the EMA, which the reference loop does not do, for a
@@ -129,7 +132,7 @@ def anigan_images_per_second(dataset: Path, run_dir: Path, width: int, steps: in
         **({} if extras else {"train.augment": [], "train.ema": False}),
         "train.nz": NZ, "train.ngf": width, "train.ndf": width, "train.batch_size": BATCH, "train.device": device,
         "iterations": WARMUP + steps, "train.log_every": math.gcd(WARMUP, steps),
-        "train.sample_every": 10**6, "train.checkpoint_every": 10**6,
+        "train.sample_every": 10**6, "train.checkpoint_every": 10**6, "train.compile": compile_models,
     })
     stamps: dict[int, float] = {}
     run_train(params, dataset_dir=dataset, run_dir=run_dir, fresh=True,
@@ -154,6 +157,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--images", type=int, default=1024, help="training images (64x64 drawn faces)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile anigan's models (train.compile); the warm-up steps absorb the compiling")
+    parser.add_argument("--json", type=Path, default=None, help="also write the medians here, one object per width")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -166,14 +171,18 @@ def main() -> None:
         image_root = write_image_folder(np.load(dataset / "train.npy"), tmp / "png")
         print("| ngf = ndf | reference (images/s) | anigan, same work (images/s) | ratio | anigan as `anigan train` runs (+ DiffAugment, EMA) | ratio |")
         print("| --- | --- | --- | --- | --- | --- |")
+        rows = []
         for width in (int(w) for w in args.widths.split(",")):
             reference, plain, full = [], [], []
             for _ in range(args.repeats):
                 reference.append(reference_images_per_second(image_root, width, args.steps, device))
-                plain.append(anigan_images_per_second(dataset, tmp / "run", width, args.steps, device.type, extras=False))
-                full.append(anigan_images_per_second(dataset, tmp / "run", width, args.steps, device.type))
+                plain.append(anigan_images_per_second(dataset, tmp / "run", width, args.steps, device.type, False, args.compile))
+                full.append(anigan_images_per_second(dataset, tmp / "run", width, args.steps, device.type, True, args.compile))
             ref, fast, fast_full = (statistics.median(v) for v in (reference, plain, full))
             print(f"| {width} | {ref:.0f} | {fast:.0f} | {fast / ref:.2f}x | {fast_full:.0f} | {fast_full / ref:.2f}x |", flush=True)
+            rows.append({"width": width, "compile": args.compile, "reference": ref, "anigan_same_work": fast, "anigan_default": fast_full})
+    if args.json is not None:
+        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -29,3 +30,15 @@ def load_images(dataset_dir: str | os.PathLike, name: str = TRAIN_FILE) -> np.nd
     if images.shape[0] == 0:
         raise UserError(f"{path}: holds no images; the earlier stages kept no faces for it")
     return images
+
+
+def release_pages(images: np.ndarray) -> None:
+    """Let go of the pages of a memory-mapped array that this process has read.
+
+    They stay in the kernel's page cache, so reading them again is cheap, but they no longer
+    count in this process's resident memory: a pass over a large split then holds one chunk, not
+    every page it went through. Arrays in memory are left alone.
+    """
+    mapping = getattr(images, "_mmap", None)  # numpy's memmap keeps its mmap object here
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)

@@ -2,9 +2,12 @@
 
 `train.npy` (uint8, N x S x S x 3) is read once. When it fits it is copied to the training
 device whole, and every batch is drawn there: shuffled epochs, random horizontal flips and the
-scaling to [-1, 1] are a handful of tensor operations on the device. A set too big for the device
-stays memory-mapped on the host and only each batch is gathered and sent. An ACGAN's colour
-labels (N, 2) are small and always live on the training device, drawn with their images.
+scaling to [-1, 1] are a handful of tensor operations on the device. The copy goes from the
+memory map a chunk at a time, so the host never holds a second whole copy of the set, and each
+rank of a multi-process run reads the one shared file rather than a private copy of it. A set
+too big for the device stays memory-mapped on the host and only each batch is gathered and
+sent. An ACGAN's colour labels (N, 2) are small and always live on the training device, drawn
+with their images.
 """
 
 from __future__ import annotations
@@ -16,10 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan.packed import release_pages
+
 log = logging.getLogger(__name__)
 
-def fits_on_device(nbytes: int, device: torch.device, policy: str = "auto") -> bool:
-    """Whether to copy the whole set to the device: 'always', 'never', or 'auto' (under half the free memory)."""
+# Host bytes staged per chunk on the way to the device: large enough for fast transfers, small
+# next to any set worth chunking.
+COPY_CHUNK_BYTES = 64 << 20
+# Batches gathered from a memory-mapped set between releases of the pages read (see release_pages).
+RELEASE_EVERY = 64
+
+
+def fits_on_device(nbytes: int, device: torch.device, policy: str = "auto", copies: int = 1) -> bool:
+    """Whether to copy the whole set to the device: 'always', 'never', or 'auto' (under half the free memory).
+
+    `copies` is how many processes would hold one on this device: the ranks of a multi-process
+    run on the CPU all hold theirs in the one host memory.
+    """
     if policy != "auto":
         return policy == "always"
     if device.type == "cuda":
@@ -29,7 +45,27 @@ def fits_on_device(nbytes: int, device: torch.device, policy: str = "auto") -> b
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return True
-    return nbytes < total // 4
+    return nbytes * copies < total // 4
+
+
+def copy_to_device(images: np.ndarray, device: torch.device, chunk_bytes: int = COPY_CHUNK_BYTES) -> torch.Tensor:
+    """A uint8 tensor on `device` holding `images` (often memory-mapped), copied `chunk_bytes` at a time.
+
+    Only one chunk is staged on the host at once (none for a CPU device, where the rows go
+    straight into the tensor), and the pages read are released as it goes, so a set larger than
+    the host's free memory can still fill a large GPU.
+    """
+    out = torch.empty(images.shape, dtype=torch.uint8, device=device)
+    rows = max(1, chunk_bytes // max(1, images[0].nbytes)) if len(images) else 1
+    target = out.numpy() if device.type == "cpu" else None
+    for start in range(0, len(images), rows):
+        stop = min(start + rows, len(images))
+        if target is not None:
+            target[start:stop] = images[start:stop]
+        else:
+            out[start:stop].copy_(torch.from_numpy(np.array(images[start:stop])))
+        release_pages(images)
+    return out
 
 
 class BatchSource:
@@ -61,7 +97,7 @@ class BatchSource:
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
         self.labels = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device) if labels is not None else None
         if on_device:
-            self.images = torch.from_numpy(np.array(images)).to(device)  # a writable copy in memory
+            self.images = copy_to_device(images, device)
             index_device = device
         else:
             self.images = images  # memory-mapped; each batch is gathered on the host
@@ -70,6 +106,7 @@ class BatchSource:
         self.generator.manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long, device=index_device)
         self.position = 0
+        self.gathered = 0
         log.info(
             "%d training images of %dx%d %s",
             self.count, images.shape[1], images.shape[2],
@@ -113,6 +150,9 @@ class BatchSource:
             batch = self.images[indices]
         else:
             batch = torch.from_numpy(np.ascontiguousarray(self.images[indices.numpy()]))
+            self.gathered += 1
+            if self.gathered % RELEASE_EVERY == 0:
+                release_pages(self.images)  # an epoch would otherwise leave the whole file resident
             if self.device.type == "cuda":
                 batch = batch.pin_memory()
             batch = batch.to(self.device, non_blocking=True)

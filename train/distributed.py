@@ -26,6 +26,7 @@ class ProcessGroup:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this machine: they share its host memory
 
     @property
     def distributed(self) -> bool:
@@ -52,6 +53,7 @@ def process_group(device_name: str) -> Iterator[tuple[ProcessGroup, torch.device
         rank=int(os.environ.get("RANK", "0")),
         world_size=world_size,
         local_rank=int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))),
     )
     device = pick_device(device_name, group.local_rank)
     if device.type == "cuda":

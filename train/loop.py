@@ -169,7 +169,9 @@ class Trainer:
         self.amp = p.amp and device.type == "cuda"
 
         self.nets = self._build_nets()
-        on_device = fits_on_device(images.nbytes, device, p.data_on_device)
+        # Ranks on the CPU each hold their copy in the one host memory; on GPUs each has its own device.
+        copies = group.local_world_size if device.type == "cpu" else 1
+        on_device = fits_on_device(images.nbytes, device, p.data_on_device, copies)
         self.batches = BatchSource(
             images, p.batch_size, device, derive_seed(p.seed, "batches", group.rank), p.channels_last, on_device,
             labels.labels if labels is not None else None,

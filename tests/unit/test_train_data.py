@@ -1,12 +1,16 @@
 """The packed training set: checked on load, drawn in shuffled epochs with flips, on the device."""
 
+import os
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 
+import train.data as train_data
 from anigan.errors import UserError
 from gan.packed import load_images
-from train.data import BatchSource, fits_on_device
+from train.data import BatchSource, copy_to_device, fits_on_device
 
 
 def numbered_images(count, size=32):
@@ -139,3 +143,59 @@ def test_a_source_without_labels_has_none_to_give():
         source.next_with_labels()
     with pytest.raises(ValueError, match="3 labels for 4 images"):
         BatchSource(numbered_images(4), 2, torch.device("cpu"), seed=0, labels=np.zeros((3, 2), np.int64))
+
+
+def test_fits_on_device_counts_every_cpu_rank_holding_a_copy():
+    cpu = torch.device("cpu")
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert fits_on_device(total // 8, cpu, "auto", copies=1)
+    assert not fits_on_device(total // 8, cpu, "auto", copies=4)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])  # meta: a device other than the host, holding no data
+def test_the_set_goes_to_the_device_in_chunks_never_as_a_whole_host_copy(tmp_path, device):
+    images = numbered_images(64, size=64)  # 768 KiB
+    np.save(tmp_path / "train.npy", images)
+    mapped = load_images(tmp_path)
+    chunk = images.nbytes // 8
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc; the device tensor is torch's
+    try:
+        copied = copy_to_device(mapped, torch.device(device), chunk_bytes=chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= chunk + 64 * 1024  # one chunk staged at most, never the set
+    assert copied.shape == images.shape and copied.dtype == torch.uint8 and copied.device.type == device
+    if device == "cpu":
+        np.testing.assert_array_equal(copied.numpy(), images)
+
+
+def test_a_set_held_on_the_device_is_copied_from_the_memory_map_in_chunks(tmp_path, monkeypatch):
+    np.save(tmp_path / "train.npy", numbered_images(40))
+    sizes = []
+    real = copy_to_device
+
+    def recording(images, device, chunk_bytes=train_data.COPY_CHUNK_BYTES):
+        sizes.append(chunk_bytes)
+        return real(images, device, chunk_bytes)
+
+    monkeypatch.setattr(train_data, "copy_to_device", recording)
+    source = BatchSource(load_images(tmp_path), 8, torch.device("cpu"), seed=0, on_device=True)
+    assert sizes == [train_data.COPY_CHUNK_BYTES] and isinstance(source.images, torch.Tensor)
+    rows, _ = identify(source.next())
+    assert len(rows) == 8 and set(rows) <= set(range(40))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_copy_to_a_cuda_gpu_stages_one_chunk_and_keeps_every_pixel(tmp_path):
+    images = numbered_images(64, size=64)
+    np.save(tmp_path / "train.npy", images)
+    chunk = images.nbytes // 8
+    tracemalloc.start()
+    try:
+        copied = copy_to_device(load_images(tmp_path), torch.device("cuda"), chunk_bytes=chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= chunk + 64 * 1024
+    np.testing.assert_array_equal(copied.cpu().numpy(), images)
