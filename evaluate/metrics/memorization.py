@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from evaluate.metrics import EvalInputs, MetricResult, subset
+from gan.packed import release_pages
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,14 @@ class Neighbours:
     distance: np.ndarray  # (Q,) float64
 
 
-# Float32 bytes of one chunk of references: a few hundred MiB at most with its uint8 source and
-# the distance block, whatever the image size or the number of references.
-CHUNK_BYTES = 128 << 20
+# Float32 bytes of one chunk of references: with cdist's working copy and the uint8 source, a
+# chunk stays near three times this, whatever the image size or the number of references.
+CHUNK_BYTES = 64 << 20
 
 
 def _flat(images: np.ndarray, device: torch.device) -> torch.Tensor:
     # A copy: the references are often a read-only memory map, which torch will not wrap.
-    return torch.from_numpy(np.array(images, copy=True)).to(device).reshape(len(images), -1).float() / 255.0
+    return torch.from_numpy(np.array(images, copy=True)).to(device).reshape(len(images), -1).float().div_(255.0)
 
 
 def default_chunk(image_shape: tuple[int, ...]) -> int:
@@ -88,6 +89,8 @@ def nearest_neighbours(
         stop = min(start + chunk, searched)
         block = references[start:stop] if rows is None else references[rows[start:stop]]
         r = _flat(block, device)
+        del block
+        release_pages(references)
         d2 = torch.cdist(q, r).square_()  # the matrix-product form: fast, a little rounding near 0
         value, where = d2.min(dim=1)
         where = where + start if rows is None else torch.from_numpy(rows[start:stop]).to(device)[where]

@@ -20,6 +20,8 @@ SIGMA = 1.5
 _STANDARD_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 BETAS = tuple(b / sum(_STANDARD_BETAS[:3]) for b in _STANDARD_BETAS[:3])
 MIN_SIDE = 32
+# Pairs per batch: MS-SSIM's intermediate maps are many per pair, so small batches keep memory low.
+PAIR_BATCH = 64
 
 
 def sample_pairs(count: int, max_pairs: int, seed: int) -> np.ndarray:
@@ -62,7 +64,7 @@ def _as_float(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def mean_pairwise_msssim(
-    images: np.ndarray, max_pairs: int, seed: int, batch_size: int = 256, device: torch.device | None = None
+    images: np.ndarray, max_pairs: int, seed: int, batch_size: int = PAIR_BATCH, device: torch.device | None = None
 ) -> float:
     """Mean MS-SSIM over random pairs of uint8 images (N, H, W, 3); the pairs depend only on N, max_pairs, seed."""
     device = device or torch.device("cpu")
