@@ -80,7 +80,7 @@ class PageDone:
 
 
 def manifest_record(post: Post, image_id: str, width: int, height: int, fetched_at: str) -> dict:
-    """One manifest.jsonl line (DESIGN.md): width/height are the file's, measured, not the API's."""
+    """One manifest.jsonl line (docs/architecture.md): width/height are the file's, measured, not the API's."""
     return {
         "image_id": image_id,
         "source": post.source,
