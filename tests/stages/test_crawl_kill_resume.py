@@ -29,8 +29,10 @@ def make_params(out: Path, base_url: str):
 
 
 def manifest_without_times(out: Path, base_url: str) -> list[dict]:
-    """The manifest without fetch times, URLs relative to the booru (the two crawls ran on two ports)."""
-    records = [{k: (v.removeprefix(base_url) if k.endswith("_url") else v) for k, v in r.items() if k != "fetched_at"} for r in read(out, "manifest.jsonl")]
+    """The manifest without fetch times and shard places (both depend on when each file arrived),
+    URLs relative to the booru (the two crawls ran on two ports)."""
+    when_and_where = {"fetched_at", "shard", "offset"}
+    records = [{k: (v.removeprefix(base_url) if k.endswith("_url") else v) for k, v in r.items() if k not in when_and_where} for r in read(out, "manifest.jsonl")]
     return sorted(records, key=lambda r: r["post_id"])
 
 
