@@ -78,6 +78,7 @@ def test_danbooru_robots_txt_stops_the_crawl_before_any_listing_request(tmp_path
     assert read(tmp_path / "raw", "manifest.jsonl") == []
 
 
+@pytest.mark.slow
 def test_robots_refusal_exits_2_with_one_line_and_obey_robots_false_crawls(tmp_path, site):
     with DemoBooru(site, quirks=LIKE["danbooru.donmai.us"]) as booru:
         refused = cli("crawl", "--source", "danbooru", "--base-url", booru.url, "--out", str(tmp_path / "raw"))
@@ -131,6 +132,7 @@ def test_credentials_given_by_half_stop_with_one_line(tmp_path, site):
     assert "ANIGAN_BOORU_LOGIN is set but ANIGAN_BOORU_API_KEY is not" in half.stderr
 
 
+@pytest.mark.slow
 def test_no_credential_appears_in_any_log_report_or_manifest(tmp_path, site):
     wrong = {"ANIGAN_BOORU_LOGIN": "918273640", "ANIGAN_BOORU_API_KEY": "wr0ngk3y5ecret"}
     right = {"ANIGAN_BOORU_LOGIN": DEMO_USER_ID, "ANIGAN_BOORU_API_KEY": DEMO_API_KEY}
@@ -176,6 +178,7 @@ def test_gelbooru_pages_past_its_depth_cap_by_id_keyset(tmp_path, site):
     assert all("pid=0" in url for url in listings) and any("id%3A%3C" in url for url in listings)
 
 
+@pytest.mark.slow
 def test_a_listing_cut_short_by_the_site_is_incomplete_and_exits_1(tmp_path, site):
     # A cap below one page: the site reports 40 results and returns none.
     with DemoBooru(site, quirks=replace(LIKE["safebooru.org"], depth_cap=5)) as booru:
@@ -185,6 +188,7 @@ def test_a_listing_cut_short_by_the_site_is_incomplete_and_exits_1(tmp_path, sit
     assert result.returncode == 1 and "incomplete" in result.stdout and "cut short" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failed_listing_page_exits_1_saying_to_run_again(tmp_path, site):
     with DemoBooru(site, faults=Faults(error_every=1)) as broken:
         result = cli("-S", "crawl.retries=1", "-S", "crawl.retry_backoff=0", "crawl", "--base-url", broken.url, "--out", str(tmp_path / "raw"))
@@ -200,6 +204,7 @@ def test_restricted_video_and_zip_posts_are_skipped_with_their_reason(tmp_path, 
     assert kept_ids(tmp_path / "raw") == expected(site)[0] - hidden
 
 
+@pytest.mark.slow
 def test_a_file_answered_403_is_tried_again_by_the_next_run(tmp_path, site):
     out = tmp_path / "raw"
     with DemoBooru(site, faults=Faults(challenge_every=4)) as guarded:
@@ -225,6 +230,7 @@ def test_a_tag_query_with_order_is_refused_before_any_request(tmp_path, site):
     assert result.returncode == 2 and "'order:score'" in result.stderr and "crawl.tags" in result.stderr
 
 
+@pytest.mark.slow
 def test_resume_reads_the_newest_pages_then_goes_on_where_it_reached(tmp_path):
     out = tmp_path / "raw"
     with DemoBooru(generate_site(0, 30)) as booru:

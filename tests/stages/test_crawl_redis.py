@@ -88,6 +88,7 @@ def merged(*outs) -> tuple[Counter, Counter]:
     return posts, rejects
 
 
+@pytest.mark.slow
 def test_two_processes_fetch_every_post_once(tmp_path, site, redis_url):
     # Each response waits a little, so one worker alone could not drain the queue before the
     # other has started: the work is really shared.

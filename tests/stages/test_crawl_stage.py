@@ -186,6 +186,7 @@ def test_tag_rating_and_size_filters(tmp_path, booru, site):
     assert "too_small" in rejected.values()
 
 
+@pytest.mark.slow
 def test_limit_counts_images_in_total_across_runs(tmp_path, booru, site):
     out = tmp_path / "raw"
     first = run_crawl(make_params(out, booru.url, limit=7, concurrency=2))
@@ -211,6 +212,7 @@ def test_rate_limits_and_server_errors_are_retried_to_completion(tmp_path, site,
     assert outcome(out) == outcome(crawled[0])
 
 
+@pytest.mark.slow
 def test_retry_after_is_waited_for(tmp_path):
     small = generate_site(0, 8)
     with DemoBooru(small, faults=Faults(rate_limit_every=6, retry_after=1)) as limited:
@@ -281,6 +283,7 @@ def _assert_resumed_like_uninterrupted(out, kept_before, refetched, crawled, sit
         assert refetched[f"/images/{post.md5}.{post.ext}"] == len(shared)  # only posts not yet kept
 
 
+@pytest.mark.slow
 def test_a_killed_crawl_resumes_to_the_same_result(tmp_path, site, crawled):
     out, kept_before, _, refetched = _interrupted_then_resumed(tmp_path, site, lambda run: run.kill())
     _assert_resumed_like_uninterrupted(out, kept_before, refetched, crawled, site)

@@ -126,6 +126,7 @@ def detected_dedup(request, tmp_path_factory):
     return faces_identified(raw, root / "faces"), rows, summary, params
 
 
+@pytest.mark.slow
 def test_through_the_detector_planted_copies_join_their_original_by_source_image(detected_dedup):
     identity, rows, summary, _ = detected_dedup
     group_of = {identity[f][:2]: rows[f]["group_id"] for f in rows if identity[f][2] == "scene"}

@@ -135,6 +135,7 @@ def test_single_face_images_take_their_colours_from_the_tags(first_run, demo_raw
     assert several and all(f["colors_from"] == "detector" and f["hair_color"] and f["eye_color"] for f in several)
 
 
+@pytest.mark.slow
 def test_ids_crops_and_manifest_are_identical_across_runs_and_worker_counts(first_run, demo_raw_folder, tmp_path):
     _, out = first_run
     again = tmp_path / "again"
@@ -202,6 +203,7 @@ run_faces(load_params(None, overrides), on_progress=kill_at_seven)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_duplicates_or_lost_work(small_raw, tmp_path):
     reference = tmp_path / "reference"
     run_faces(params_for(small_raw, reference, shard_size=4))

@@ -17,6 +17,8 @@ from preprocess.faces import align
 from preprocess.faces.stage import MANIFEST, REJECTS, SUMMARY, run_faces
 from tests.conftest import write_demo_raw_folder
 
+pytestmark = pytest.mark.slow  # a faces run over 120 planted posts, twice
+
 FILTERS = ("monochrome", "cut_off", "blurry")  # the filters whose defects animeface still finds on the demo
 
 

@@ -102,6 +102,7 @@ def test_a_crash_between_checkpoints_resumes_to_what_an_uninterrupted_acgan_run_
         assert (tmp_path / "straight" / "samples" / name).read_bytes() == (tmp_path / "crashed" / "samples" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_switching_model_or_colour_vocabulary_starts_over_and_the_same_settings_resume(tiny_color_dataset, tmp_path):
     run_dir = tmp_path / "run"
     assert run_train(tiny_params(iterations=4), dataset_dir=tiny_color_dataset, run_dir=run_dir).resumed_from == 0  # dcgan

@@ -12,6 +12,7 @@ import socket
 import sys
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -75,6 +76,7 @@ def parameters_only(state_dict):
     return {k: v for k, v in state_dict.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
 
 
+@pytest.mark.slow
 def test_two_processes_train_in_step_and_resume_exactly(tiny_dataset, tmp_path):
     ranks = launch(tiny_dataset, tmp_path / "ddp", 4, tmp_path / "w4")
     for net in ("generator", "discriminator"):

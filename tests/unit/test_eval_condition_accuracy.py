@@ -100,6 +100,7 @@ def test_the_classifier_names_real_test_faces_far_above_chance(demo_faces, class
     assert accuracy["both"] >= chance["both"] + 0.5
 
 
+@pytest.mark.slow
 def test_condition_accuracy_is_high_for_faces_of_the_colours_asked_and_near_chance_when_labels_are_ignored(demo_faces, classifier):
     conditions, _, _, pool = demo_faces
     chance = chance_of_requests(conditions)
