@@ -8,6 +8,11 @@ summary is read back from the folder itself and written to crawl.json.
 
 Resuming is the same command again: posts in the manifest or refused for good are not fetched
 again, and `limit` counts every image kept, whichever run kept it.
+
+One process at a time writes the folder's own files: a crawl holds the folder's lock
+(crawler.locks) for its whole run. With `crawl.scheduler: redis` several processes crawl into one
+folder at once: each holds the lock only to prepare the folder and, at its end, to merge the
+finished parts into it, and writes its images and lines into a part of its own (crawler.parts).
 """
 
 from __future__ import annotations
@@ -32,7 +37,12 @@ from anigan.files import atomic_write_bytes, write_json
 from anigan.params import Params
 from crawler.folder import FolderImport, check_folder
 from crawler.job import CrawlJob, make_job
-from crawler.rawfolder import Ledger, RawFolder, Reconciled, post_key
+from crawler.locks import FolderLock
+from crawler.parts import live_parts, open_part
+from crawler.rawfolder import Ledger, RawFolder, Reconciled
+
+# How long a process of a shared crawl waits for the folder while another merges its part in.
+MERGE_WAIT_SECONDS = 600
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,21 @@ def _check_redis(url: str) -> None:
         raise UserError(f"crawl.redis_url = {url!r}: cannot reach Redis ({e}); start redis-server or fix the URL") from None
 
 
+def lock_folder(folder: RawFolder, shared: bool) -> FolderLock:
+    """The folder's lock: waited for by a process of a shared crawl (others merge briefly),
+    refused at once otherwise; a single-process crawl also refuses a folder parts are being written into."""
+    folder.root.mkdir(parents=True, exist_ok=True)
+    busy = (
+        f"{folder.root}: another crawl is writing into this folder; wait for it to end or give this one another "
+        "folder (--out / paths.raw). Several processes crawl one folder together with crawl.scheduler redis"
+    )
+    lock = FolderLock.take(folder.root, MERGE_WAIT_SECONDS if shared else 0, busy)
+    if not shared and (live := live_parts(folder.root)):
+        lock.release()
+        raise UserError(f"{folder.root}: crawl processes with crawl.scheduler redis are writing into it ({live[0].root}); run this one with the same scheduler or wait for them")
+    return lock
+
+
 def _save_ground_truth(base_url: str, folder: RawFolder) -> None:
     """The demo booru's truth about its posts, for the faces stage's precision/recall."""
     url = f"{base_url}/anigan/ground_truth.jsonl"
@@ -126,7 +151,10 @@ class CrawlRun:
         self.folder = RawFolder(params.paths.raw, params.crawl.shard_size)
         self.job: CrawlJob | None = None
         self.process: subprocess.Popen | None = None
-        self.reconciled = Reconciled([], [])
+        self.reconciled = Reconciled(0, 0)
+        self.merged = Reconciled(0, 0)  # the merge at the end of a shared crawl
+        self.shared = params.crawl.scheduler == "redis"
+        self._part_lock: FolderLock | None = None
         self.done: dict = {}
         self.stopped: str | None = None
         self.latest = Progress(0, params.crawl.limit, 0, 0, 0.0)
@@ -161,17 +189,26 @@ class CrawlRun:
             log.info("crawl: demo booru with %d posts (seed %d) at %s", params.demo.posts, params.demo.seed, base_url)
         output = str(Path(params.paths.raw).resolve())
         self.job = make_job(cp, output, base_url, self.log_level)
-        if cp.scheduler == "redis":
+        if self.shared:
             _check_redis(cp.redis_url)
-        query = crawl_query(params)
-        self.reconciled = self.folder.prepare(query, self.job.filters, cp.limit)
+        lock = lock_folder(self.folder, self.shared)
+        self._stack.callback(lock.release)
+        self.reconciled = self.folder.prepare(crawl_query(params), self.job.filters, cp.limit)
         if cp.source == "demo":
             _save_ground_truth(self.job.base_url, self.folder)
-        if len({r["image_id"] for r in self.reconciled.manifest}) >= cp.limit:
+        if self.reconciled.images >= cp.limit:
             log.info("crawl: %s already holds crawl.limit=%d images; nothing to do", self.folder.root, cp.limit)
             self.stopped = "nothing_to_do"
             return
         self._write_summary(self.summary("running"))
+        held = lock  # a single process keeps the folder for its whole run
+        if self.shared:
+            part, self._part_lock = open_part(self.folder.root)
+            self._stack.callback(self._part_lock.release)
+            write_json(part.state, {"query": crawl_query(params), "filters": self.job.filters.as_dict()})
+            self.job = replace(self.job, part=part.id)
+            held = self._part_lock
+            lock.release()  # the others may merge meanwhile: a part whose lock is held stays out of their merges
         self._started = time.monotonic()
         env = dict(os.environ)
         # The worker runs this very code, wherever the process was started from.
@@ -185,6 +222,8 @@ class CrawlRun:
             text=True,
             # Its own session: a terminal's Ctrl-C reaches the parent only, which forwards one SIGINT.
             start_new_session=True,
+            # The worker shares the lock's descriptor: the lock lasts while either process lives.
+            pass_fds=(held.fd,),
         )
         self.process.stdin.write(self.job.to_json() + "\n")
         self.process.stdin.flush()  # stdin stays open: the worker stops when it closes
@@ -225,6 +264,8 @@ class CrawlRun:
             code = self.process.wait()
             self.process.stdin.close()
             self.process.stdout.close()
+        if self.shared and self._part_lock is not None:
+            self._merge()
         if self.stopped is None:
             reason = self.done.get("done")
             if code == 0 and reason == "config_error" and self.done.get("config_error"):
@@ -244,18 +285,24 @@ class CrawlRun:
             raise UserError(f"the crawler process failed (exit code {code}); see the log above. What was kept is in {self.folder.root}")
         return summary
 
+    def _merge(self) -> None:
+        """Merge this process's part (and any other finished one) into the folder."""
+        self._part_lock.release()
+        with lock_folder(self.folder, shared=True):
+            self.merged = self.folder.prepare(crawl_query(self.params), self.job.filters, self.params.crawl.limit)
+
     def summary(self, stopped: str) -> CrawlSummary:
-        manifest, rejects = self.folder.read_manifest(), self.folder.read_rejects()
+        counts = self.folder.counts()
         cp = self.params.crawl
         job = self.job
         return CrawlSummary(
             source=cp.source,
             base_url=job.base_url if job else (cp.base_url or ""),
             tags=" ".join(cp.tags.split()),
-            kept=len({r["image_id"] for r in manifest}),
-            posts=len({post_key(r) for r in manifest}),
+            kept=counts.images,
+            posts=counts.posts,
             new=self.latest.new,
-            rejected=dict(sorted(Counter(r.get("reason", "?") for r in rejects).items())),
+            rejected=counts.rejected,
             rejected_now=self.latest.rejected,
             skipped=dict(sorted(self.done.get("skipped", {}).items())),
             stopped=stopped,
@@ -264,7 +311,7 @@ class CrawlRun:
             limit=cp.limit,
             failed_pages=tuple(self.done.get("failed_pages", ())),
             cut_short=self.done.get("cut_short"),
-            dropped=dict(self.reconciled.dropped),
+            dropped=dict(Counter(self.reconciled.dropped) + Counter(self.merged.dropped)),
             started_over=self.reconciled.started_over,
             requests=self.done.get("requests", 0),
             retries=self.done.get("retries", 0),
@@ -297,24 +344,32 @@ def import_folder(params: Params, on_progress: Callable[[Progress], None] | None
     root = check_folder(cp.folder)
     out = RawFolder(params.paths.raw, cp.shard_size)
     started = time.monotonic()
-    importer = FolderImport(replace(params, crawl=replace(cp, folder=str(root))), out)
-    reconciled = out.prepare(crawl_query(params), importer.filters, cp.limit)
-    importer.ledger = Ledger(out, cp.limit)  # read after prepare: what the folder holds now
-    if on_progress:
-        importer.on_progress = lambda e: on_progress(Progress(e["kept"], cp.limit, e["new"], e["rejected"], time.monotonic() - started))
-    try:
-        stopped = "nothing_to_do" if importer.ledger.full else importer.run()
-    finally:
-        out.close()
-    manifest, rejects = out.read_manifest(), out.read_rejects()
-    summary = CrawlSummary(
+    with lock_folder(out, shared=False):
+        importer = FolderImport(replace(params, crawl=replace(cp, folder=str(root))), out)
+        reconciled = out.prepare(crawl_query(params), importer.filters, cp.limit)
+        importer.ledger = Ledger(out, cp.limit)  # read after prepare: what the folder holds now
+        if on_progress:
+            importer.on_progress = lambda e: on_progress(Progress(e["kept"], cp.limit, e["new"], e["rejected"], time.monotonic() - started))
+        try:
+            stopped = "nothing_to_do" if importer.ledger.full else importer.run()
+        finally:
+            out.close()
+        summary = _folder_summary(params, out, root, importer, stopped, reconciled, started)
+        write_summary(out, summary)
+    return summary
+
+
+def _folder_summary(params: Params, out: RawFolder, root: Path, importer: FolderImport, stopped: str, reconciled: Reconciled, started: float) -> CrawlSummary:
+    cp = params.crawl
+    counts = out.counts()
+    return CrawlSummary(
         source="folder",
         base_url=str(root),
         tags=" ".join(cp.tags.split()),
-        kept=len({r["image_id"] for r in manifest}),
-        posts=len({post_key(r) for r in manifest}),
+        kept=counts.images,
+        posts=counts.posts,
         new=importer.new,
-        rejected=dict(sorted(Counter(r.get("reason", "?") for r in rejects).items())),
+        rejected=counts.rejected,
         rejected_now=importer.rejected,
         skipped=dict(sorted(importer.skipped.items())),
         stopped=stopped,
@@ -324,8 +379,6 @@ def import_folder(params: Params, on_progress: Callable[[Progress], None] | None
         dropped=dict(reconciled.dropped),
         started_over=reconciled.started_over,
     )
-    write_summary(out, summary)
-    return summary
 
 
 def run_crawl(params: Params, on_progress: Callable[[Progress], None] | None = None, log_level: str = "WARNING") -> CrawlSummary:

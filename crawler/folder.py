@@ -22,9 +22,10 @@ from pathlib import Path
 from anigan.errors import UserError
 from anigan.ids import sha256_hex
 from anigan.params import Params
+from crawler.filters import Filters
 from crawler.items import Post, manifest_record, reject_record
 from crawler.metadata import PostInfo, json_lines, post_info
-from crawler.rawfolder import Filters, Ledger, RawFolder
+from crawler.rawfolder import Ledger, RawFolder
 from crawler.spider import IMAGE_EXTS, utc_now
 from crawler.validate import Limits, check_image
 
@@ -172,7 +173,7 @@ class FolderImport:
 
     def report(self) -> None:
         if self.on_progress:
-            self.on_progress({"kept": len(self.ledger.images), "new": self.new, "rejected": self.rejected})
+            self.on_progress({"kept": self.ledger.image_count, "new": self.new, "rejected": self.rejected})
 
 
 def check_folder(path: str | None) -> Path:

@@ -15,7 +15,7 @@ from anigan.errors import UserError
 from anigan.params.crawl import CrawlParams
 from crawler.adapters import DIALECTS, SOURCES
 from crawler.adapters.common import host_of
-from crawler.rawfolder import Filters
+from crawler.filters import Filters
 from crawler.validate import Limits
 
 # Optional account for sites that need or reward logged-in API use (never stored in params.yaml,
@@ -38,6 +38,7 @@ class CrawlJob:
     allowed_domains: tuple[str, ...]  # the site's own domains and crawl.allowed_domains
     output: str
     log_level: str = "WARNING"
+    part: str = ""  # with several processes (crawl.scheduler redis): this one's part of the output (crawler.parts)
     login: str = ""
     api_key: str = ""
 

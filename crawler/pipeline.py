@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from scrapy.exceptions import DropItem
@@ -19,6 +20,8 @@ from twisted.internet import threads
 from anigan.ids import sha256_hex
 from crawler.items import TRANSIENT_REASONS, PageDone, PostFile, PostRejected, manifest_record, reject_record
 from crawler.job import CrawlJob
+from crawler.keys import image_digest
+from crawler.parts import PARTS
 from crawler.rawfolder import RawFolder
 from crawler.spider import utc_now
 from crawler.validate import check_image
@@ -50,7 +53,9 @@ class RawPipeline:
         self.crawler = crawler
         self.job: CrawlJob = crawler.settings["ANIGAN_JOB"]
         self.progress: Callable[[dict], None] | None = crawler.settings.get("ANIGAN_PROGRESS")
-        self.folder = RawFolder(self.job.output, self.job.shard_size)
+        # With several processes, each writes its own part of the folder: no file is shared.
+        root = Path(self.job.output) / PARTS / self.job.part if self.job.part else Path(self.job.output)
+        self.folder = RawFolder(root, self.job.shard_size)
         self.new_images = 0
         self.rejected = 0
         self.closing = False
@@ -61,7 +66,7 @@ class RawPipeline:
 
     def open_spider(self) -> None:
         # Images on disk: progress reports these, not the ones still being written.
-        self.stored: set[str] = set(self.crawler.spider.ledger.images)
+        self.stored = self.crawler.spider.ledger.images.copy()
 
     def close_spider(self) -> None:
         self.folder.close()  # ends the open shard: `tar` reads it without complaint
@@ -97,8 +102,7 @@ class RawPipeline:
             self._close("limit")
         # The image first, then its manifest line: a line never names a missing member.
         await _in_thread(self.folder.keep, item.body, verdict.ext, record)
-        if image_id not in self.stored:
-            self.stored.add(image_id)
+        if self.stored.add(image_digest(image_id)):
             self.new_images += 1
         self.crawler.stats.inc_value("anigan/kept_posts")
         self._settled(f"post:{post.key}")
@@ -126,5 +130,5 @@ class RawPipeline:
     def _close(self, reason: str) -> None:
         if not self.closing:
             self.closing = True
-            log.info("crawl: %d images kept, the limit; stopping", len(self.crawler.spider.ledger.images))
+            log.info("crawl: %d images kept, the limit; stopping", self.crawler.spider.ledger.image_count)
             deferred_from_coro(self.crawler.engine.close_spider_async(reason=reason))

@@ -1,7 +1,8 @@
 """The crawl's output folder (docs/architecture.md): image shards, manifest, rejects, summary.
 
     shards/raw-<NNNNNN>.tar              each distinct file once, as member <sha256>.<ext> of a tar
-                                         shard (WebDataset layout, anigan.shards)
+                                         shard (WebDataset layout, anigan.shards); shards merged
+                                         from parts are named raw-<part-id>-<NNNNNN>.tar
     manifest.jsonl                       one line per kept post, with the shard, offset and bytes of
                                          its image; posts with the same bytes share an image_id
     rejects.jsonl                        one line per refused post: reason and detail
@@ -9,11 +10,13 @@
     crawl_state.json                     what was crawled (source, site, tags) with which filters
     listing.json                         where the listing walk reached, to resume from (crawler.walk)
     ground_truth.jsonl                   the demo booru's truth about its posts (source demo only)
+    parts/<part-id>/                     what each of several crawl processes writes (crawler.parts)
 
 An image is appended to the open shard and fsynced before its manifest line is appended whole
 and fsynced, so a killed crawl leaves at most a torn member after the last one a line names,
-which `prepare` cuts off. `reconcile` brings an existing folder in line
+which `prepare` cuts off. `prepare` also merges finished parts and brings the folder in line
 with the current params before a run: that is what makes resuming and `dvc repro` safe.
+Every pass over the manifest streams it (crawler.reconcile); nothing holds it as records.
 """
 
 from __future__ import annotations
@@ -21,19 +24,29 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import BinaryIO
 
-from anigan.files import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
+import numpy as np
+
+from anigan.errors import UserError
+from anigan.files import append_jsonl, atomic_writer, jsonl_bytes, read_json, read_jsonl, read_jsonl_at, read_jsonl_offsets, write_json
 from anigan.ids import sha256_hex
-from anigan.shards import Member, ShardFolder, ShardWriter, Usage, compact, cut_tail, remove_unused
-from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
+from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_unused
+from crawler.filters import Filters
+from crawler.items import TRANSIENT_REASONS
+from crawler.keys import IMAGE, POST, Column, KeySet, image_digest, post_digest
+from crawler.parts import PARTS, PREFIX, Part, finished_parts, live_parts, shard_files, shard_prefixes
+from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Filters", "Ledger", "RawFolder", "Reconciled", "post_key"]
+
 SHARDS = "shards"
-PREFIX = "raw"
 DEFAULT_SHARD_SIZE = 2000
 MANIFEST = "manifest.jsonl"
 REJECTS = "rejects.jsonl"
@@ -43,111 +56,28 @@ GROUND_TRUTH = "ground_truth.jsonl"
 WALK = "listing.json"
 
 
-def post_key(record: dict) -> str:
-    """The post a manifest or rejects line is about, as Post.key spells it."""
-    return f"{record.get('source')}:{record.get('post_id')}"
+@dataclass
+class Reconciled:
+    """What an existing folder holds after prepare, and what was dropped from it and why."""
+
+    images: int
+    posts: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    started_over: bool = False
+    merged: int = 0  # parts merged in
 
 
 @dataclass(frozen=True)
-class Filters:
-    """The params that decide whether a file is kept; a change re-examines earlier decisions."""
+class Counts:
+    """What a raw folder holds: distinct images, posts, refusals by reason."""
 
-    ratings: tuple[str, ...]
-    min_width: int
-    min_height: int
-    max_pixels: int
-    max_bytes: int
-    # A folder's images without metadata have no rating; the user chose them, so they pass.
-    keep_unrated: bool = False
-
-    def as_dict(self) -> dict:
-        return {
-            "ratings": sorted(self.ratings),
-            "min_width": self.min_width,
-            "min_height": self.min_height,
-            "max_pixels": self.max_pixels,
-            "max_bytes": self.max_bytes,
-        } | ({"keep_unrated": True} if self.keep_unrated else {})
-
-    def rating_ok(self, rating: str | None) -> bool:
-        """A post passes when its rating is wanted; one without a known rating only when all are
-        (or, for a folder, always)."""
-        if rating is None:
-            return self.keep_unrated or len(set(self.ratings)) >= 4
-        return rating in self.ratings
-
-    def why_not_kept(self, record: dict, size: int | None) -> str | None:
-        """Why a manifest record fails these filters (a reason word), or None when it passes."""
-        if not self.rating_ok(record.get("rating")):
-            return "rating"
-        width, height = int(record.get("width") or 0), int(record.get("height") or 0)
-        if width < self.min_width or height < self.min_height:
-            return "too_small"
-        if width * height > self.max_pixels:
-            return "too_many_pixels"
-        if size is not None and size > self.max_bytes:
-            return "too_many_bytes"
-        return None
-
-
-@dataclass
-class Reconciled:
-    """An existing folder's records after reconcile, and what was dropped from it and why."""
-
-    manifest: list[dict]
-    rejects: list[dict]
-    dropped: dict[str, int] = field(default_factory=dict)
-    started_over: bool = False
-
-
-def reconcile(
-    manifest: Iterable[dict],
-    rejects: Iterable[dict],
-    filters: Filters,
-    limit: int,
-    sizes: dict[str, int],
-    filters_changed: bool,
-) -> Reconciled:
-    """Keep what still holds under the current params; pure, so it is tested without files.
-
-    Manifest: one line per post (the first), records the filters now refuse are dropped, and only
-    the first `limit` distinct images (in file order) stay. Rejects: the last line per post wins;
-    posts now kept, transient failures (retried) and filter decisions when the filters changed
-    (re-examined) are dropped.
-    """
-    dropped: dict[str, int] = {}
-    kept: list[dict] = []
-    seen_posts: set[str] = set()
-    images: set[str] = set()
-    for record in manifest:
-        key = post_key(record)
-        if key in seen_posts:
-            dropped["duplicate_line"] = dropped.get("duplicate_line", 0) + 1
-            continue
-        seen_posts.add(key)
-        why = filters.why_not_kept(record, sizes.get(record.get("image_id", ""), record.get("bytes")))
-        if why is None and record.get("image_id") not in images and len(images) >= limit:
-            why = "over_limit"
-        if why:
-            dropped[why] = dropped.get(why, 0) + 1
-            continue
-        images.add(record["image_id"])
-        kept.append(record)
-    kept_posts = {post_key(r) for r in kept}
-    last: dict[str, dict] = {}
-    for record in rejects:
-        last[post_key(record)] = record
-    remaining = []
-    for key, record in last.items():
-        reason = record.get("reason")
-        if key in kept_posts or reason in TRANSIENT_REASONS or (filters_changed and reason in FILTER_REASONS):
-            continue
-        remaining.append(record)
-    return Reconciled(kept, remaining, dropped)
+    images: int
+    posts: int
+    rejected: dict[str, int]
 
 
 class RawFolder:
-    """Reads and writes one crawl output folder; `close()` ends the open shard."""
+    """Reads and writes one crawl output folder (or one part of one); `close()` ends the open shard."""
 
     def __init__(self, root: str | Path, shard_size: int = DEFAULT_SHARD_SIZE) -> None:
         self.root = Path(root)
@@ -210,10 +140,20 @@ class RawFolder:
         append_jsonl(self.rejects, [record])
 
     def read_manifest(self) -> list[dict]:
+        """Every manifest line as a dict: for tests and small folders; the crawl itself streams."""
         return list(read_jsonl(self.manifest, missing_ok=True))
 
     def read_rejects(self) -> list[dict]:
         return list(read_jsonl(self.rejects, missing_ok=True))
+
+    def counts(self) -> Counts:
+        """Distinct images and posts in the manifest, refusals by reason: one streaming pass each."""
+        images, posts = Column(IMAGE), Column(POST)
+        for record in read_jsonl(self.manifest, missing_ok=True):
+            images.append(image_digest(str(record.get("image_id", ""))))
+            posts.append(post_digest(post_key(record)))
+        rejected = Counter(r.get("reason", "?") for r in read_jsonl(self.rejects, missing_ok=True))
+        return Counts(len(set_of(images)), len(set_of(posts)), dict(sorted(rejected.items())))
 
     def read_state(self) -> dict:
         """The query and filters of the crawl that filled the folder ({} when unknown)."""
@@ -224,63 +164,118 @@ class RawFolder:
         return state if isinstance(state, dict) else {}
 
     def shard_lengths(self) -> dict[str, int]:
-        """Shard file name -> its length in bytes."""
-        shards = ShardFolder(self.shards, PREFIX)
-        return {name: shards.path(name).stat().st_size for name in shards.names()}
+        """Shard file name -> its length in bytes, for the shards of every prefix."""
+        return {path.name: path.stat().st_size for path in shard_files(self.shards)}
 
     def clear(self) -> None:
         """Remove everything a crawl wrote here (and nothing else)."""
         self.close()
         shutil.rmtree(self.shards, ignore_errors=True)
+        shutil.rmtree(self.root / PARTS, ignore_errors=True)
         shutil.rmtree(self.root / "images", ignore_errors=True)  # the layout before shards
         for path in (self.manifest, self.rejects, self.summary, self.state, self.ground_truth, self.walk):
             path.unlink(missing_ok=True)
         self._stored = None
 
     def prepare(self, query: dict, filters: Filters, limit: int) -> Reconciled:
-        """Make the folder consistent with this run's query and filters before crawling into it.
+        """Make the folder consistent with this run's query and filters before crawling into it
+        (and, with several processes, after each): the caller holds the folder's lock.
 
         A different query (source, site or tags) starts over: the folder holds one crawl. The same
-        query resumes: see `reconcile`. Torn lines and shard members no record names (a killed
-        run's last image, images the params no longer keep) are removed, so what is left is
-        exactly what the manifest says.
+        query resumes: finished parts are merged in (crawler.parts) and every line is judged by
+        crawler.reconcile. Torn lines and shard members no line names (a killed run's last image,
+        images the params no longer keep, a second copy of an image from another part) are
+        removed, so what is left is exactly what the manifest says.
         """
         previous = self.read_state()
         started_over = False
         if previous.get("query") not in (None, query):
+            if live := live_parts(self.root):
+                raise UserError(f"{self.root}: crawl processes write into it with another query ({live[0].root}); wait for them or use another folder")
             log.warning("crawl: the query changed (%s -> %s); starting over in %s", previous.get("query"), query, self.root)
             self.clear()
             started_over = True
+        parts = finished_parts(self.root)
+        for part in parts:
+            if part.query() not in (None, query):
+                raise UserError(f"{part.root}: a part crawled with another query ({part.query()}); move it out of {self.root / PARTS}")
+            part.move_shards(self.shards)
         filters_changed = previous.get("filters") not in (None, filters.as_dict())
-        result = reconcile(read_jsonl(self.manifest, missing_ok=True), self.read_rejects(), filters, limit, {}, filters_changed)
-        result.started_over = started_over
-        # Records whose bytes are not in a shard cannot be trusted; the next crawl fetches those posts again.
-        lengths = self.shard_lengths()
-        whole = [r for r in result.manifest if (m := Member.of(r)) is not None and m.offset + m.bytes <= lengths.get(m.shard, -1)]
-        if len(whole) < len(result.manifest):
-            result.dropped["file_missing"] = len(result.manifest) - len(whole)
-            result.manifest = whole
-        usage = Usage()
-        for record in result.manifest:
-            usage.add(Member.of(record))
-        cut_tail(self.shards, PREFIX, usage)
-        moved = compact(self.shards, PREFIX, usage, (Member.of(r) for r in result.manifest), self.shard_size)
+        verdict = judge_manifest(self._lines(MANIFEST, parts), filters, limit, self.shard_lengths())
+        emit = judge_rejects(self._lines(REJECTS, parts), verdict.kept_posts, filters_changed)
+
+        usage = _usage(verdict.members())
+        prefixes = shard_prefixes(self.shards)
+        for prefix in prefixes:
+            cut_tail(self.shards, prefix, usage)
+        moved: dict[Member, Member] = {}
+        for prefix in prefixes:
+            moved |= compact(self.shards, prefix, usage, verdict.members(), self.shard_size)
         if moved:
-            usage = Usage()
-            for record in result.manifest:
-                if (new := moved.get(Member.of(record))) is not None:
-                    record.update(new.fields())
-                usage.add(Member.of(record))
-        if self.manifest.exists() or result.manifest:
-            write_jsonl(self.manifest, result.manifest)
-        if self.rejects.exists() or result.rejects:
-            write_jsonl(self.rejects, result.rejects)
-        remove_unused(self.shards, PREFIX, usage)  # after the manifest naming their replacements
-        if any(result.dropped.values()):
-            log.info("crawl: reconciled %s with the current params: dropped %s", self.root, result.dropped)
+            usage = _usage(moved.get(m, m) for m in verdict.members())
+        if self.manifest.exists() or verdict.posts:
+            self._write_manifest(verdict, parts, moved)
+        if self.rejects.exists() or (emit >= 0).any():
+            self._write_rejects(emit, parts)
+        for part in parts:  # after the lines naming its shards are on disk
+            part.remove()
+        for prefix in shard_prefixes(self.shards):
+            remove_unused(self.shards, prefix, usage)  # after the manifest naming their replacements
+        if parts:
+            log.info("crawl: merged %d parts into %s", len(parts), self.root)
+        if verdict.dropped:
+            log.info("crawl: reconciled %s with the current params: dropped %s", self.root, verdict.dropped)
         write_json(self.state, {"query": query, "filters": filters.as_dict()})
         self._stored = None
-        return result
+        return Reconciled(verdict.images, verdict.posts, verdict.dropped, started_over, len(parts))
+
+    def _sources(self, name: str, parts: list[Part]) -> list[tuple[Path, Part | None]]:
+        return [(self.root / name, None)] + [(part.root / name, part) for part in parts]
+
+    def _lines(self, name: str, parts: list[Part]):
+        """The lines of the folder's file `name` and then of each part's, places as merged."""
+        return chain.from_iterable(read_jsonl(path, missing_ok=True) if part is None else part.records(path) for path, part in self._sources(name, parts))
+
+    def _write_manifest(self, verdict: ManifestVerdict, parts: list[Part], moved: dict[Member, Member]) -> None:
+        with atomic_writer(self.manifest) as out:
+            for line, record in enumerate(self._lines(MANIFEST, parts)):
+                if verdict.keep[line]:
+                    member = verdict.member(int(verdict.place[line]))
+                    record.update(moved.get(member, member).fields())
+                    out.write(jsonl_bytes(record))
+
+    def _write_rejects(self, emit: np.ndarray, parts: list[Part]) -> None:
+        """Each kept refusal at its post's first line; a later line of the post is read by its offset."""
+        paths = [path for path, _ in self._sources(REJECTS, parts)]
+        files, offsets = Column(np.int32), Column(np.int64)  # each line's file (index into paths) and byte offset
+        for index, path in enumerate(paths):
+            for offset, _ in read_jsonl_offsets(path, missing_ok=True):
+                files.append(index)
+                offsets.append(offset)
+        file_of, offset_of = files.array(), offsets.array()
+        handles: dict[int, BinaryIO] = {}
+        try:
+            with atomic_writer(self.rejects) as out:
+                for line in np.flatnonzero(emit >= 0):
+                    source = int(emit[line])
+                    index = int(file_of[source])
+                    if index not in handles:
+                        handles[index] = open(paths[index], "rb")  # noqa: SIM115 (closed below)
+                    out.write(jsonl_bytes(read_jsonl_at(handles[index], int(offset_of[source]))))
+        finally:
+            for f in handles.values():
+                f.close()
+
+
+def set_of(column: Column) -> KeySet:
+    return KeySet(column.dtype, column.array())
+
+
+def _usage(members) -> Usage:
+    usage = Usage()
+    for member in members:
+        usage.add(member)
+    return usage
 
 
 class Ledger:
@@ -288,17 +283,27 @@ class Ledger:
 
     Read once when the crawl opens (after `RawFolder.prepare`) and updated as records are written,
     so a post in the manifest or rejects is never fetched again and `limit` counts the total.
+    Posts and images are digests in sorted arrays (crawler.keys): a few dozen bytes each.
     """
 
     def __init__(self, folder: RawFolder, limit: int) -> None:
-        manifest, rejects = folder.read_manifest(), folder.read_rejects()
         self.limit = limit
-        self.decided: set[str] = {post_key(r) for r in manifest} | {post_key(r) for r in rejects}
-        self.images: set[str] = {r["image_id"] for r in manifest}
+        posts, images = Column(POST), Column(IMAGE)
+        for record in read_jsonl(folder.manifest, missing_ok=True):
+            posts.append(post_digest(post_key(record)))
+            images.append(image_digest(str(record.get("image_id", ""))))
+        for record in read_jsonl(folder.rejects, missing_ok=True):
+            posts.append(post_digest(post_key(record)))
+        self.decided = set_of(posts)
+        self.images = set_of(images)
         self.retry_later: set[str] = set()  # refused for now (transient): a later run tries again
 
     def known(self, key: str) -> bool:
-        return key in self.decided
+        return post_digest(key) in self.decided
+
+    @property
+    def image_count(self) -> int:
+        return len(self.images)
 
     @property
     def full(self) -> bool:
@@ -306,20 +311,18 @@ class Ledger:
 
     def admits(self, image_id: str) -> bool:
         """Whether a file may be kept: below the limit, or the same bytes as an image already kept."""
-        return image_id in self.images or not self.full
+        return image_digest(image_id) in self.images or not self.full
 
     def kept(self, record: dict) -> bool:
         """Note a manifest record; True when its image is new."""
-        self.decided.add(post_key(record))
-        new = record["image_id"] not in self.images
-        self.images.add(record["image_id"])
-        return new
+        self.decided.add(post_digest(post_key(record)))
+        return self.images.add(image_digest(record["image_id"]))
 
     def rejected(self, record: dict) -> None:
-        self.decided.add(post_key(record))
+        self.decided.add(post_digest(post_key(record)))
         if record.get("reason") in TRANSIENT_REASONS:
             self.retry_later.add(post_key(record))
 
     def settled(self, key: str) -> bool:
         """Whether a post's outcome is recorded for good (kept, or refused for a lasting reason)."""
-        return key in self.decided and key not in self.retry_later
+        return self.known(key) and key not in self.retry_later

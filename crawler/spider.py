@@ -123,7 +123,7 @@ class BooruSpider(scrapy.Spider):
 
     async def start(self):
         if self.ledger.full:
-            log.info("crawl: %d images kept already, the limit is %d: nothing to do", len(self.ledger.images), self.job.limit)
+            log.info("crawl: %d images kept already, the limit is %d: nothing to do", self.ledger.image_count, self.job.limit)
             return
         for post in self.walk.pending:  # asked for by an earlier run, their pages already read
             for request in self.consider(post):

@@ -7,18 +7,33 @@ import tarfile
 
 from anigan.ids import sha256_hex
 from anigan.shards import read_member
-from crawler.rawfolder import Filters, Ledger, RawFolder, reconcile
+from crawler.rawfolder import Filters, Ledger, RawFolder
+from crawler.reconcile import judge_manifest, judge_rejects
 
 FILTERS = Filters(("general", "sensitive"), 64, 64, 1_000_000, 10_000)
 QUERY = {"source": "demo", "site": "demo seed=0 posts=40", "tags": ""}
 
 
-def rec(post_id: int, image_id: str, rating: str = "general", width: int = 100, height: int = 100) -> dict:
-    return {"image_id": image_id, "source": "demo", "post_id": post_id, "width": width, "height": height, "rating": rating}
+def rec(post_id: int, image_id: str, rating: str = "general", width: int = 100, height: int = 100, size: int = 10) -> dict:
+    # Each image at a place of its own in one shard that holds them all.
+    place = {"shard": "raw-000000.tar", "offset": 512 + 1024 * (ord(image_id[0]) - ord("a")), "bytes": size}
+    return {"image_id": image_id, "source": "demo", "post_id": post_id, "width": width, "height": height, "rating": rating} | place
 
 
 def rej(post_id: int, reason: str) -> dict:
     return {"source": "demo", "post_id": post_id, "reason": reason, "detail": ""}
+
+
+def kept(manifest: list[dict], filters=FILTERS, limit=100, lengths=None) -> tuple[list[dict], dict]:
+    """The manifest lines judge_manifest keeps, and what it dropped."""
+    verdict = judge_manifest(manifest, filters, limit, {"raw-000000.tar": 1 << 20} if lengths is None else lengths)
+    return [r for r, keep in zip(manifest, verdict.keep, strict=True) if keep], verdict.dropped
+
+
+def remaining(rejects: list[dict], manifest: list[dict], filters_changed: bool) -> list[dict]:
+    """The rejects lines judge_rejects writes, in order."""
+    emit = judge_rejects(rejects, judge_manifest(manifest, FILTERS, 100, {"raw-000000.tar": 1 << 20}).kept_posts, filters_changed)
+    return [rejects[i] for i in emit if i >= 0]
 
 
 def test_rating_filter_and_unknown_ratings():
@@ -28,26 +43,42 @@ def test_rating_filter_and_unknown_ratings():
 
 
 def test_reconcile_drops_what_the_filters_now_refuse():
-    manifest = [rec(1, "a"), rec(2, "b", rating="explicit"), rec(3, "c", width=10), rec(4, "d", width=2000, height=2000), rec(5, "e")]
-    result = reconcile(manifest, [], FILTERS, limit=100, sizes={"e": 20_000}, filters_changed=True)
-    assert [r["post_id"] for r in result.manifest] == [1]
-    assert result.dropped == {"rating": 1, "too_small": 1, "too_many_pixels": 1, "too_many_bytes": 1}
+    manifest = [rec(1, "a"), rec(2, "b", rating="explicit"), rec(3, "c", width=10), rec(4, "d", width=2000, height=2000), rec(5, "e", size=20_000)]
+    lines, dropped = kept(manifest)
+    assert [r["post_id"] for r in lines] == [1]
+    assert dropped == {"rating": 1, "too_small": 1, "too_many_pixels": 1, "too_many_bytes": 1}
 
 
 def test_reconcile_keeps_the_first_images_up_to_the_limit_with_their_duplicate_posts():
     manifest = [rec(1, "a"), rec(2, "b"), rec(3, "a"), rec(4, "c"), rec(1, "a")]
-    result = reconcile(manifest, [], FILTERS, limit=2, sizes={}, filters_changed=False)
-    assert [r["post_id"] for r in result.manifest] == [1, 2, 3]
-    assert result.dropped == {"over_limit": 1, "duplicate_line": 1}
+    lines, dropped = kept(manifest, limit=2)
+    assert [r["post_id"] for r in lines] == [1, 2, 3]
+    assert dropped == {"over_limit": 1, "duplicate_line": 1}
+
+
+def test_reconcile_drops_lines_whose_bytes_are_not_whole_unless_a_copy_of_the_image_is():
+    torn = rec(1, "a") | {"shard": "raw-000001.tar"}  # its shard was cut short
+    manifest = [torn, rec(2, "b") | {"shard": "raw-000001.tar"}, rec(3, "a")]
+    verdict = judge_manifest(manifest, FILTERS, 100, {"raw-000000.tar": 1 << 20, "raw-000001.tar": 100})
+    assert list(verdict.keep) == [True, False, True]
+    # Post 1 names the whole copy of its image (post 3's place); post 2's image is nowhere.
+    assert verdict.member(int(verdict.place[0])) == verdict.member(2) and verdict.dropped == {"file_missing": 1}
+    assert verdict.images == 1 and verdict.posts == 2
+
+
+def test_reconcile_names_one_place_for_copies_of_an_image_from_two_parts():
+    first, second = rec(1, "a"), rec(2, "a") | {"shard": "raw-p2-000000.tar"}
+    verdict = judge_manifest([first, second], FILTERS, 100, {"raw-000000.tar": 1 << 20, "raw-p2-000000.tar": 1 << 20})
+    assert list(verdict.place) == [0, 0] and list(verdict.members()) == [verdict.member(0)]
 
 
 def test_reconcile_rejects_last_word_wins_transient_ones_are_retried():
     rejects = [rej(1, "download_failed"), rej(1, "truncated"), rej(2, "server_error"), rej(3, "too_small"), rej(4, "robots"), rej(5, "md5_mismatch")]
     manifest = [rec(5, "e")]
-    same = reconcile(manifest, rejects, FILTERS, 100, {}, filters_changed=False)
-    assert {(r["post_id"], r["reason"]) for r in same.rejects} == {(1, "truncated"), (3, "too_small"), (4, "robots")}
-    changed = reconcile(manifest, rejects, FILTERS, 100, {}, filters_changed=True)
-    assert {r["post_id"] for r in changed.rejects} == {1, 4}
+    same = remaining(rejects, manifest, filters_changed=False)
+    assert [(r["post_id"], r["reason"]) for r in same] == [(1, "truncated"), (3, "too_small"), (4, "robots")]
+    changed = remaining(rejects, manifest, filters_changed=True)
+    assert [r["post_id"] for r in changed] == [1, 4]
 
 
 def members(folder: RawFolder) -> list[str]:
@@ -140,7 +171,8 @@ def test_prepare_drops_records_whose_file_is_gone(tmp_path):
     folder = RawFolder(tmp_path)
     folder.manifest.write_text(json.dumps(rec(1, "f" * 64) | {"shard": "raw-000000.tar", "offset": 512, "bytes": 10}) + "\n")
     result = folder.prepare(QUERY, FILTERS, limit=10)
-    assert result.manifest == [] and result.dropped == {"file_missing": 1}
+    assert (result.posts, result.images) == (0, 0) and result.dropped == {"file_missing": 1}
+    assert folder.manifest.read_text() == ""
 
 
 def test_prepare_starts_over_when_the_query_changes(tmp_path):
@@ -152,7 +184,7 @@ def test_prepare_starts_over_when_the_query_changes(tmp_path):
     assert not folder.prepare(QUERY, FILTERS, 10).started_over
     assert len(folder.read_manifest()) == 1
     result = folder.prepare({**QUERY, "tags": "solo"}, FILTERS, 10)
-    assert result.started_over and result.manifest == []
+    assert result.started_over and result.posts == 0
     assert folder.stored() == {} and not list(folder.shards.glob("*.tar")) and (tmp_path / "notes.txt").exists()
 
 
