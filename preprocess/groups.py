@@ -42,12 +42,15 @@ def components(n: int, edge_chunks: Iterable[np.ndarray]) -> np.ndarray:
     return _fold(labels, pending) if pending and n else labels
 
 
-def same_key_edges(keys: Sequence) -> np.ndarray:
-    """Edges joining every item to the first item with an equal key (a star per key), shape (k, 2)."""
-    first: dict = {}
-    edges = []
-    for i, key in enumerate(keys):
-        j = first.setdefault(key, i)
-        if j != i:
-            edges.append((j, i))
-    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+def same_key_edges(keys: Sequence | np.ndarray) -> np.ndarray:
+    """Edges joining every item to the first item with an equal key (a star per key), shape (k, 2).
+
+    Keys are compared as one numpy array (strings, bytes or numbers), so a million keys cost one sort, not a dict.
+    """
+    keys = np.asarray(keys)
+    if not len(keys):
+        return np.empty((0, 2), dtype=np.int64)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    head = first[inverse.reshape(-1)]
+    items = np.nonzero(head != np.arange(len(keys)))[0]
+    return np.stack([head[items], items], axis=1).astype(np.int64)

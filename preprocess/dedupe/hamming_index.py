@@ -40,7 +40,7 @@ def popcount64(x: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(x).astype(np.int64)
     # numpy < 2.0: count per byte
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+    table = np.array([i.bit_count() for i in range(256)], dtype=np.int64)
     return table[x.reshape(-1, 1).view(np.uint8)].sum(axis=1).reshape(x.shape)
 
 

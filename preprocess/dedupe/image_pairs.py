@@ -11,7 +11,7 @@ overlap that much.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -61,11 +61,25 @@ def _placed(faces: Sequence[tuple[int, Sequence[float]]], size: tuple[int, int])
     return placed
 
 
-def group_by_image(image_ids: Sequence[str | None], boxes: Sequence[object], images: Mapping[str, int]) -> list[list[tuple[int, object]]]:
-    """faces_by_image for `faces_of_image_pairs`: face i goes to images[image_ids[i]] (faces of other images are left out)."""
-    grouped: list[list[tuple[int, object]]] = [[] for _ in range(len(images))]
-    for i, (image_id, box) in enumerate(zip(image_ids, boxes)):
-        k = images.get(image_id) if isinstance(image_id, str) else None
-        if k is not None:
-            grouped[k].append((i, box))
-    return grouped
+class FacesByImage:
+    """faces_by_image for `faces_of_image_pairs`, from columns: `self[k]` lists (face index, box) of
+    the faces of image k in face order, a box None when it is unusable.
+
+    `image_of[i]` is face i's image index (-1: none of these images); `boxes` is (N, 4) and
+    `box_ok[i]` says whether face i's box was four numbers. Only index arrays are held, never a
+    list per image.
+    """
+
+    def __init__(self, image_of: np.ndarray, boxes: np.ndarray, box_ok: np.ndarray, images: int) -> None:
+        image_of = np.asarray(image_of, dtype=np.int64)
+        placed = np.nonzero(image_of >= 0)[0]
+        self._faces = placed[np.argsort(image_of[placed], kind="stable")]
+        self._starts = np.searchsorted(image_of[self._faces], np.arange(images + 1))
+        self._boxes, self._box_ok = boxes, box_ok
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, k: int) -> list[tuple[int, tuple[float, ...] | None]]:
+        faces = self._faces[self._starts[k] : self._starts[k + 1]].tolist()
+        return [(i, tuple(self._boxes[i].tolist()) if self._box_ok[i] else None) for i in faces]

@@ -123,22 +123,17 @@ def _read(source: Source) -> Encoded:
     return Encoded(data, source.name)
 
 
-def hash_files(sources: list[Source], known: list[FaceHash | None] | None = None, max_pixels: int = MAX_FACE_PIXELS) -> list[FaceHash | HashFailure]:
+def hash_files(sources: list[Source], max_pixels: int = MAX_FACE_PIXELS) -> list[FaceHash | HashFailure]:
     """Hash a batch of files (one worker's share): a FaceHash, or a HashFailure, per source.
 
-    `known[i]`, when given, is a cached result for the same content ID: it is returned as it is,
-    and the file is not read at all. Files of more than `max_pixels` are refused from their header
-    (raise it to hash whole source images).
+    Files of more than `max_pixels` are refused from their header (raise it to hash whole source
+    images). Cached hashes never come here: the caller reuses them without reading the file.
     """
-    known = known or [None] * len(sources)
     results: list[FaceHash | HashFailure | None] = [None] * len(sources)
     todo: list[int] = []
     thumbs: list[np.ndarray] = []
     digests: list[tuple[str, str, int, int]] = []
-    for i, (source, prev) in enumerate(zip(sources, known)):
-        if prev is not None:
-            results[i] = prev
-            continue
+    for i, source in enumerate(sources):
         try:
             rgb = load_face(_read(source), max_pixels)
         except ImageRejected as e:

@@ -22,35 +22,29 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from anigan.errors import UserError
-from anigan.files import append_jsonl, read_jsonl, write_json, write_jsonl
+from anigan.files import write_json, write_jsonl
 from anigan.params import Params
 from anigan.workers import resolve_workers
+from preprocess.columns import decode, gather, lookup
+from preprocess.dedupe.face_table import SAFE_ID, FaceTable, read_face_table
 from preprocess.dedupe.hamming_index import iter_distinct_pairs, near_pairs, popcount64
-from preprocess.dedupe.image_pairs import faces_of_image_pairs, group_by_image
-from anigan.shards import Member
-from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, to_hex
+from preprocess.dedupe.hashing import Hashes, hash_cached, hashing_pool, read_cache
+from preprocess.dedupe.image_pairs import FacesByImage, faces_of_image_pairs
+from preprocess.dedupe.phash import Source, to_hex
+from preprocess.dedupe.sources import SourceTable, read_sources
 from preprocess.groups import components, same_key_edges
-from preprocess.imageio import MAX_FACE_PIXELS
 
 log = logging.getLogger(__name__)
 
-BATCH = 256  # files per hashing task: big enough for a vectorised DCT, small enough to show progress
-HASH_VERSION = "phash-dct32-8x8-v1"  # bump when the hash recipe changes: cached hashes are then recomputed
-_SAFE_FACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # dup_kind of a face that is not kept: same pixels as the kept face, pHash within max_distance of a
 # group member, or joined only through a near-duplicate source image
 DUP_KINDS = ("exact", "near", "near_image")
@@ -95,271 +89,166 @@ class DedupeSummary:
         }
 
 
-def load_face_records(faces_dir: Path) -> tuple[list[dict], list[dict]]:
-    """The faces manifest as records sorted by face_id (first record of a repeated ID wins), and rejects."""
-    manifest = faces_dir / "manifest.jsonl"
-    if not manifest.exists():
-        raise UserError(f"{manifest} not found: run `anigan faces` first")
-    faces: dict[str, dict] = {}
-    rejects: list[dict] = []
-    for record in read_jsonl(manifest):
-        fid = record.get("face_id")
-        if not isinstance(fid, str) or not _SAFE_FACE_ID.match(fid):
-            rejects.append({"face_id": fid, "reason": "bad_face_id", "detail": "face_id missing or not a plain file name"})
-            continue
-        if fid in faces:
-            log.warning("face %s is listed twice in %s; using the first record", fid, manifest)
-            continue
-        faces[fid] = record
-    return [faces[k] for k in sorted(faces)], rejects
-
-
-def load_sources(raw_manifest: Path, image_ids: set[str]) -> tuple[dict[str, int], dict[str, Member]]:
-    """From the raw manifest, for the images of `image_ids`: width x height, and where the image
-    lies in the raw shards; empty when there is no manifest (all sources rank equal)."""
-    if not raw_manifest.exists():
-        log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
-        return {}, {}
-    pixels: dict[str, int] = {}
-    places: dict[str, Member] = {}
-    for record in read_jsonl(raw_manifest):
-        image_id = record.get("image_id")
-        if image_id not in image_ids or image_id in places:
-            continue
-        if (member := Member.of(record)) is not None:
-            places[image_id] = member
-        try:
-            pixels[image_id] = int(record["width"]) * int(record["height"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return pixels, places
-
-
-def load_hash_cache(path: Path, key: str = "face_id") -> dict[str, FaceHash]:
-    """face_id (or, with key="image_id", source image ID) -> the last hashes recorded for it with the current recipe."""
-    cache = {}
-    for record in read_jsonl(path, missing_ok=True):
-        if record.get("hash") == HASH_VERSION and key in record:
-            try:
-                width, height = record.get("size") or (0, 0)
-                cache[record[key]] = FaceHash(record["file_sha256"], from_hex(record["phash"]), record["pixel_sha256"], width, height)
-            except (KeyError, TypeError, ValueError):
-                continue  # a damaged cache line: that file is simply hashed again
-    return cache
-
-
-def _cache_record(key: str, name: str, h: FaceHash) -> dict:
-    return {key: name, "hash": HASH_VERSION, "file_sha256": h.file_sha256, "phash": to_hex(h.phash), "pixel_sha256": h.pixel_sha256, "size": [h.width, h.height]}
-
-
-def _batches(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-@contextmanager
-def hashing_pool(workers: int, files: int) -> Iterator[Executor | None]:
-    """Worker processes for hashing `files` files in batches; None when one process does."""
-    batches = -(-files // BATCH)
-    if workers <= 1 or batches <= 1:
-        yield None
-        return
-    # spawn: a fresh interpreter per worker, safe whatever threads the parent runs (progress bars)
-    pool = ProcessPoolExecutor(max_workers=min(workers, batches), mp_context=multiprocessing.get_context("spawn"))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def hash_batches(
-    paths: list[Source],
-    known: list[FaceHash | None],
-    pool: Executor | None,
-    on_batch: Callable[[int, list[FaceHash | HashFailure]], None],
-    max_pixels: int = MAX_FACE_PIXELS,
-) -> list[FaceHash | HashFailure]:
-    """Hash files in batches, in `pool` (or here); `on_batch(start, results)` sees each batch as it lands."""
-    results: list[FaceHash | HashFailure] = []
-    work = partial(hash_files, max_pixels=max_pixels)
-    path_batches, known_batches = list(_batches(paths, BATCH)), list(_batches(known, BATCH))
-    mapped: Iterator = map(work, path_batches, known_batches) if pool is None else pool.map(work, path_batches, known_batches)
-    for batch in mapped:
-        on_batch(len(results), batch)
-        results.extend(batch)
-    return results
-
-
-def hash_cached(
-    key: str,
-    names: list[str],
-    paths: list[Source],
-    cache_path: Path,
-    pool: Executor | None,
-    progress: Callable[[int], None],
-    max_pixels: int = MAX_FACE_PIXELS,
-) -> tuple[list[FaceHash | HashFailure], int]:
-    """Hash files named `names` (face or image IDs, recorded under `key`), reusing and extending the cache; also how many were reused.
-
-    A cached hash is reused when it was made from the same content ID: no file is read to check it.
-    """
-    cache = load_hash_cache(cache_path, key)
-    known = [h if (h := cache.get(n)) is not None and h.file_sha256 == p.content_id else None for n, p in zip(names, paths)]
-    del cache
-    reused = 0
-
-    def on_batch(start: int, batch: list[FaceHash | HashFailure]) -> None:
-        nonlocal reused
-        fresh = []
-        for k, result in enumerate(batch):
-            if isinstance(result, FaceHash):
-                if result == known[start + k]:
-                    reused += 1
-                else:
-                    fresh.append(_cache_record(key, names[start + k], result))
-        append_jsonl(cache_path, fresh)  # a killed run keeps every finished batch
-        progress(start + len(batch))
-
-    return hash_batches(paths, known, pool, on_batch, max_pixels), reused
-
-
-def group_faces(phashes: np.ndarray, pixel_shas: list[str], max_distance: int, workers: int = 1) -> np.ndarray:
+def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, workers: int = 1) -> np.ndarray:
     """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
     distinct, inverse = np.unique(phashes, return_inverse=True)
+    inverse = inverse.reshape(-1)
     # one representative face per distinct hash carries that hash's near pairs
     first_of = np.full(len(distinct), len(phashes), dtype=np.int64)
     np.minimum.at(first_of, inverse, np.arange(len(phashes)))
 
     def edges() -> Iterator[np.ndarray]:
         yield same_key_edges(pixel_shas)
-        yield same_key_edges(inverse.tolist())
+        yield same_key_edges(inverse)
         for pairs in iter_distinct_pairs(distinct, max_distance, workers=workers):
             yield first_of[pairs]
 
     return components(len(phashes), edges())
 
 
-def representative_rank(record: dict, source_pixels: dict[str, int]) -> tuple:
-    """Sort key: the first face of a group by this key is kept (largest source, box, score; then smallest ID)."""
-    box = record.get("box") or [0, 0, 0, 0]
-    try:
-        box_area = int(box[2]) * int(box[3])
-    except (IndexError, TypeError, ValueError):
-        box_area = 0
-    score = record.get("score")
-    score = float(score) if isinstance(score, (int, float)) else 0.0
-    return (-source_pixels.get(record.get("image_id"), 0), -box_area, -score, record["face_id"])
+def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The face each face's group keeps: the largest source image, then box, then score, then the first in face-ID order."""
+    n = len(labels)
+    ranked = np.lexsort((np.arange(n), -score, -box_area, -source_pixels))  # the last key sorts first
+    groups, first = np.unique(labels[ranked], return_index=True)
+    kept_of = np.full(n, -1, dtype=np.int64)
+    kept_of[groups] = ranked[first]
+    return kept_of[labels]
+
+
+def hash_faces(faces: FaceTable, cache_path: Path, shards: Path, pool: Executor | None, progress: Callable[[int], None]) -> tuple[Hashes, list[dict], int]:
+    """Hashes of every face's crop (cached ones reused), rejects for crops that cannot be hashed, and how many were reused."""
+    hashes, failures, reused = hash_cached(
+        "face_id", faces.face_id, faces.content_id, lambda i: Source(str(shards), faces.member(i), decode(faces.face_id[i]), decode(faces.content_id[i])),
+        cache_path, pool, progress,
+    )
+    rejects = []
+    for i, failure in sorted(failures, key=lambda f: f[0]):
+        fid = decode(faces.face_id[i])
+        log.warning("face %s skipped: %s", fid, failure)
+        rejects.append({"face_id": fid, "reason": failure.reason, "detail": failure.detail})
+    return hashes, rejects, reused
 
 
 def source_image_edges(
-    params: Params, hashed: list[tuple[dict, FaceHash]], places: dict[str, Member], pool: Executor | None, progress: Callable[[int], None]
-) -> tuple[np.ndarray, dict[str, FaceHash], dict[str, Any], int]:
-    """Face pairs joined through near-duplicate source images; also the image hashes, a summary and how many hashes were reused.
+    params: Params, faces: FaceTable, sources: SourceTable, pool: Executor | None, progress: Callable[[int], None]
+) -> tuple[np.ndarray, np.ndarray, Hashes, dict[str, Any], int]:
+    """Face pairs joined through near-duplicate source images; also the hashed images' IDs and hashes, a summary and how many hashes were reused.
 
     Hashes the source image of every face (its raw shard member, at most faces.max_pixels),
     finds image pairs within dedupe.image_max_distance and pairs their faces by box position.
     """
-    image_ids = sorted({r["image_id"] for r, _ in hashed if isinstance(r.get("image_id"), str) and _SAFE_FACE_ID.match(r["image_id"])})
-    shards = str(Path(params.paths.raw) / "shards")  # the crawl's (docs/architecture.md)
-    found = [i for i in image_ids if i in places and (Path(shards) / places[i].shard).is_file()]
-    skipped = Counter({"missing_file": len(image_ids) - len(found)} if len(found) < len(image_ids) else {})
-    results, reused = hash_cached(
-        "image_id", found, [Source(shards, places[i], i, i) for i in found], Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels
+    distinct = np.unique(faces.image_id[faces.has_image])
+    image_ids = distinct[[bool(SAFE_ID.match(decode(i))) for i in distinct]] if len(distinct) else distinct
+    shards = Path(params.paths.raw) / "shards"  # the crawl's (docs/architecture.md)
+    shard_on_disk = [(shards / name).is_file() for name in sources.shards]
+    place = lookup(sources.image_id, image_ids)
+    found = np.array([p >= 0 and sources.shard[p] >= 0 and shard_on_disk[sources.shard[p]] for p in place.tolist()], dtype=bool)
+    names, place = image_ids[found], place[found]
+    skipped = Counter({"missing_file": len(image_ids) - len(names)} if len(names) < len(image_ids) else {})
+    hashes, failures, reused = hash_cached(
+        "image_id", names, names, lambda k: Source(str(shards), sources.member(int(place[k])), decode(names[k]), decode(names[k])),
+        Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels,
     )
-    hashes = {i: h for i, h in zip(found, results) if isinstance(h, FaceHash)}
-    skipped.update(h.reason for h in results if isinstance(h, HashFailure))
+    skipped.update(f.reason for _, f in failures)
     if skipped:
         log.warning(
             "%d of %d source images could not be hashed (%s); their faces are grouped by their own hashes only",
             sum(skipped.values()), len(image_ids), ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())),
         )
-    names = list(hashes)
-    pairs = near_pairs(np.array([hashes[i].phash for i in names], dtype=np.uint64), params.dedupe.image_max_distance)
-    faces_by_image = group_by_image([r.get("image_id") for r, _ in hashed], [r.get("box") for r, _ in hashed], {n: k for k, n in enumerate(names)})
-    sizes = [(hashes[i].width, hashes[i].height) for i in names]
-    edges = faces_of_image_pairs(pairs, faces_by_image, sizes, params.dedupe.box_iou)
-    summary = {"hashed": len(hashes), "near_pairs": len(pairs), "faces_joined": len(edges), "skipped": dict(sorted(skipped.items()))}
-    return edges, hashes, summary, reused
+    names, hashes = names[hashes.ok], hashes.take(np.nonzero(hashes.ok)[0])
+    pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
+    image_of = np.where(faces.has_image, lookup(names, faces.image_id), -1)
+    sizes = np.stack([hashes.width, hashes.height], axis=1).tolist()
+    edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), sizes, params.dedupe.box_iou)
+    summary = {"hashed": len(names), "near_pairs": len(pairs), "faces_joined": len(edges), "skipped": dict(sorted(skipped.items()))}
+    return edges, names, hashes, summary, reused
+
+
+def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray, Hashes]:
+    """The cached hashes of the faces' source images, in the order the cache first lists them: kept for when the image check is on again."""
+    names = np.unique(faces.image_id[faces.has_image])
+    hashes, first_line = read_cache(cache_path, "image_id", names)
+    listed = np.nonzero(hashes.ok)[0]
+    listed = listed[np.argsort(first_line[listed], kind="stable")]
+    return names[listed], hashes.take(listed)
+
+
+def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
+    """Each face's dup_kind as a code: 0 for a kept face, else 1 + its index in DUP_KINDS."""
+    exact = hashes.pixel_sha256 == hashes.pixel_sha256[kept_of]
+    near = face_labels == face_labels[kept_of]
+    kinds = np.where(exact, 1, np.where(near, 2, 3)).astype(np.int8)
+    kinds[kept_of == np.arange(len(kept_of))] = 0
+    return kinds
+
+
+def manifest_rows(faces: FaceTable, hashes: Hashes, kept_of: np.ndarray, kinds: np.ndarray) -> Iterator[dict]:
+    """The dedup manifest's records, one per hashed face in face-ID order."""
+    distance = popcount64(hashes.phash ^ hashes.phash[kept_of])
+    for i in range(len(kept_of)):
+        yield {
+            "face_id": decode(faces.face_id[i]),
+            "image_id": decode(faces.image_id[i]) if faces.has_image[i] else None,
+            "phash": to_hex(hashes.phash[i]),
+            "group_id": decode(faces.face_id[kept_of[i]]),
+            "kept": not kinds[i],
+            "dup_kind": DUP_KINDS[kinds[i] - 1] if kinds[i] else None,
+            "distance": int(distance[i]),
+        }
 
 
 def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = None) -> DedupeSummary:
     """Hash, group and choose representatives for every face; write the dedup folder. `progress(done, total)` per batch."""
     faces_dir, out = Path(params.paths.faces), Path(params.paths.dedup)
     dp = params.dedupe
-    records, rejects = load_face_records(faces_dir)
-    source_pixels, places = load_sources(Path(params.paths.raw) / "manifest.jsonl", {r.get("image_id") for r in records})
+    table, rejects = read_face_table(faces_dir)
+    bad_ids = len(rejects)
+    sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", np.unique(table.image_id[table.has_image]))
     cache_path = out / "hashes.jsonl"
     report = progress or (lambda done, total: None)
     # the bar counts faces, then their source images (at most one per face)
-    total = len(records) * (2 if dp.image_max_distance > 0 else 1)
+    total = len(table) * (2 if dp.image_max_distance > 0 else 1)
 
     workers = resolve_workers(dp.workers)
-    image_edges, image_hashes, images, image_reused = np.empty((0, 2), dtype=np.int64), {}, {}, 0
+    image_edges, images = np.empty((0, 2), dtype=np.int64), {}
     with hashing_pool(workers, total) as pool:
-        shards = str(faces_dir / "shards")
-        paths = [Source(shards, Member.of(r), r["face_id"], str(r.get("file_sha256") or "")) for r in records]
-        results, reused = hash_cached("face_id", [r["face_id"] for r in records], paths, cache_path, pool, lambda done: report(done, total))
-        del paths
-        hashed = [(r, h) for r, h in zip(records, results) if isinstance(h, FaceHash)]
-        for r, h in zip(records, results):
-            if isinstance(h, HashFailure):
-                log.warning("face %s skipped: %s", r["face_id"], h)
-                rejects.append({"face_id": r["face_id"], "reason": h.reason, "detail": h.detail})
+        hashes, failed, reused = hash_faces(table, cache_path, faces_dir / "shards", pool, lambda done: report(done, total))
+        rejects += failed
+        hashed = np.nonzero(hashes.ok)[0]
+        faces, hashes = table.take(hashed), hashes.take(hashed)
+        del table
         if dp.image_max_distance > 0:
-            image_edges, image_hashes, images, image_reused = source_image_edges(params, hashed, places, pool, lambda done: report(len(records) + done, total))
+            image_edges, image_names, image_hashes, images, image_reused = source_image_edges(
+                params, faces, sources, pool, lambda done: report(total // 2 + done, total)
+            )
+            reused += image_reused
         else:
             # the check is off this run: keep the source images' cached hashes for when it is on again
-            current = {r.get("image_id") for r, _ in hashed}
-            image_hashes = {i: h for i, h in load_hash_cache(cache_path, "image_id").items() if i in current}
+            image_names, image_hashes = cached_image_hashes(cache_path, faces)
     report(total, total)
 
-    phashes = np.array([h.phash for _, h in hashed], dtype=np.uint64)
-    face_labels = group_faces(phashes, [h.pixel_sha256 for _, h in hashed], dp.max_distance, workers)
-    n = len(hashed)
+    face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
+    n = len(faces)
     labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
+    source_pixels = gather(sources.pixels, np.where(faces.has_image, lookup(sources.image_id, faces.image_id), -1), 0)
+    kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)
+    kinds = dup_kinds(hashes, kept_of, face_labels)
 
-    ranked = sorted(range(n), key=lambda i: representative_rank(hashed[i][0], source_pixels))
-    kept_of: dict[int, int] = {}
-    for i in ranked:
-        kept_of.setdefault(int(labels[i]), i)
-
-    rows, removed = [], Counter()
-    for i, (record, h) in enumerate(hashed):
-        k = kept_of[int(labels[i])]
-        kept_hash = hashed[k][1]
-        if i == k:
-            kind = None
-        elif h.pixel_sha256 == kept_hash.pixel_sha256:
-            kind = "exact"
-        else:
-            kind = "near" if face_labels[i] == face_labels[k] else "near_image"
-        if kind:
-            removed[kind] += 1
-        rows.append(
-            {
-                "face_id": record["face_id"],
-                "image_id": record.get("image_id"),
-                "phash": to_hex(h.phash),
-                "group_id": hashed[k][0]["face_id"],
-                "kept": i == k,
-                "dup_kind": kind,
-                "distance": int(popcount64(np.uint64(h.phash ^ kept_hash.phash))),
-            }
-        )
-
-    sizes = Counter(int(x) for x in labels)
+    by_kind = np.bincount(kinds, minlength=len(DUP_KINDS) + 1)
+    sizes = np.bincount(labels, minlength=1)
     summary = DedupeSummary(
-        faces=len(records) + sum(1 for r in rejects if r["reason"] == "bad_face_id"),
-        kept=len(kept_of),
-        removed_by_kind={k: removed[k] for k in DUP_KINDS},
-        duplicate_groups=sum(1 for s in sizes.values() if s > 1),
-        largest_group=max(sizes.values(), default=0),
+        faces=n + bad_ids,
+        kept=int(by_kind[0]),
+        removed_by_kind={k: int(by_kind[1 + j]) for j, k in enumerate(DUP_KINDS)},
+        duplicate_groups=int((sizes > 1).sum()),
+        largest_group=int(sizes.max(initial=0)),
         skipped=dict(sorted(Counter(r["reason"] for r in rejects).items())),
         max_distance=dp.max_distance,
         image_max_distance=dp.image_max_distance,
         box_iou=dp.box_iou,
         images=images,
-        hashes_reused=reused + image_reused,
+        hashes_reused=reused,
         output=str(out),
     )
     if summary.largest_group > max(5, 0.1 * n):
@@ -367,12 +256,18 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
             "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
             "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance "
             "(or dedupe.image_max_distance when their dup_kind is near_image)",
-            summary.largest_group, n, rows[int(np.argmax(np.bincount(labels)))]["group_id"], out,
+            summary.largest_group, n, decode(faces.face_id[kept_of[int(np.argmax(sizes))]]), out,
         )
-    write_jsonl(out / "manifest.jsonl", rows)
+    write_jsonl(out / "manifest.jsonl", manifest_rows(faces, hashes, kept_of, kinds))
     write_jsonl(out / "rejects.jsonl", rejects)
     # drop hashes of faces and images gone
-    write_jsonl(cache_path, itertools.chain((_cache_record("face_id", r["face_id"], h) for r, h in hashed), (_cache_record("image_id", i, h) for i, h in image_hashes.items())))
+    write_jsonl(
+        cache_path,
+        itertools.chain(
+            (hashes.cache_record("face_id", decode(faces.face_id[i]), i) for i in range(n)),
+            (image_hashes.cache_record("image_id", decode(image_names[k]), k) for k in range(len(image_names))),
+        ),
+    )
     write_json(out / "dedupe.json", summary.metrics())
     log.info("dedupe: %d faces, %d kept, %d removed %s", summary.faces, summary.kept, summary.removed, summary.removed_by_kind)
     return summary

@@ -1,6 +1,9 @@
 """Packing face crops into one memory-mappable uint8 array (N, H, W, 3) per split, written atomically.
 
-Crops are read one at a time from their shard places (anigan.shards), so memory holds one crop.
+Crops are read one at a time from their shard places (anigan.shards), and each row is written to
+the file as it is made, so memory holds one crop. The rows are written, not filled through a
+memory map: every page written through a map stays in the process's resident set until the
+kernel needs it back, and the array is gigabytes at a million faces.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 class PackResult:
     """Which inputs became rows (in order), which were skipped and why, and a sha256 of the pixels."""
 
-    rows: tuple[int, ...]
+    rows: np.ndarray  # int64 positions of the packed crops among those given
     skipped: tuple[tuple[int, ImageRejected], ...]
     pixels_sha256: str
 
@@ -58,53 +62,78 @@ def _temp_beside(path: Path) -> Path:
     return Path(tmp)
 
 
+def _new_npy(path: Path, rows: int, size: int) -> int:
+    """Write the .npy header of a uint8 (rows, size, size, 3) array to `path` (its data zeros, not yet written); return where the data starts."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, size, size, 3))
+    start = arr.offset  # numpy's own header, so the file is what it would write
+    del arr
+    return start
+
+
+def _copy_rows(src: Path, start: int, dst: Path, rows: int, size: int) -> None:
+    """An exact-size copy of the first `rows` rows of the array at `src`, streamed in bounded reads."""
+    data_start = _new_npy(dst, rows, size)
+    left = rows * size * size * 3
+    with open(src, "rb") as f, open(dst, "r+b") as out:
+        f.seek(start)
+        out.seek(data_start)
+        while left:
+            block = f.read(min(left, 1 << 22))
+            if not block:
+                raise OSError(f"{src}: shorter than its rows")
+            out.write(block)
+            left -= len(block)
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
 
 
 def pack_faces(
-    crops: Sequence[tuple[str, Member | None]], shards: str | Path, size: int, out: str | Path, progress: Callable[[int], None] | None = None
+    crops: Iterable[tuple[str, Member | None]], count: int, shards: str | Path, size: int, out: str | Path, progress: Callable[[int], None] | None = None
 ) -> PackResult:
-    """Write the crops (face ID, place in the `shards` folder) as rows of an (N, size, size, 3) uint8 .npy at `out`; unusable ones are skipped.
+    """Write the `count` crops (face ID, place in the `shards` folder) as rows of an (N, size, size, 3) uint8 .npy at `out`; unusable ones are skipped.
 
-    The array is filled through a memory map under a temporary name and renamed into place, so
-    `out` is either the old file or the complete new one, never a partial one.
+    The array is written under a temporary name and renamed into place, so `out` is either the
+    old file or the complete new one, never a partial one.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(out)
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(crops), size, size, 3))
-        rows, skipped, digest = [], [], hashlib.sha256()
-        reader = ShardReader(shards)
-        for i, (face_id, member) in enumerate(crops):
+        start = _new_npy(tmp, count, size)
+        rows, skipped, digest = array("q"), [], hashlib.sha256()  # 8 bytes a row, not a Python int
+        with ShardReader(shards) as reader, open(tmp, "r+b") as f:
+            f.seek(start)
+            for i, (face_id, member) in enumerate(crops):
+                try:
+                    pixels = face_pixels(_read(reader, face_id, member), size)
+                except ImageRejected as e:
+                    log.warning("face skipped: %s", e)
+                    skipped.append((i, e))
+                    continue
+                data = pixels.tobytes()
+                f.write(data)
+                digest.update(data)
+                rows.append(i)
+                if progress:
+                    progress(i + 1)
+        if len(rows) + len(skipped) != count:
+            raise ValueError(f"pack_faces: {len(rows) + len(skipped)} crops given for {count} rows")
+        if skipped:
+            # rare: a file went bad since dedupe; copy the filled rows to an exact-size array
+            exact = _temp_beside(out)
             try:
-                pixels = face_pixels(_read(reader, face_id, member), size)
-            except ImageRejected as e:
-                log.warning("face skipped: %s", e)
-                skipped.append((i, e))
-                continue
-            arr[len(rows)] = pixels
-            digest.update(pixels.tobytes())
-            rows.append(i)
-            if progress:
-                progress(i + 1)
-        reader.close()
-        arr.flush()
-        del arr
-        if len(rows) < len(crops):  # rare: a file went bad since dedupe; copy the filled rows to an exact-size array
-            full = np.load(tmp, mmap_mode="r")
-            exact_tmp = _temp_beside(out)
-            exact = np.lib.format.open_memmap(exact_tmp, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
-            exact[:] = full[: len(rows)]
-            exact.flush()
-            del exact, full
+                _copy_rows(tmp, start, exact, len(rows), size)
+            except BaseException:
+                exact.unlink(missing_ok=True)
+                raise
             tmp.unlink()
-            tmp = exact_tmp
+            tmp = exact
         _fsync(tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return PackResult(tuple(rows), tuple(skipped), digest.hexdigest())
+    return PackResult(np.frombuffer(rows, dtype=np.int64).copy(), tuple(skipped), digest.hexdigest())

@@ -20,45 +20,24 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from anigan.errors import UserError
-from anigan.files import read_jsonl, write_json, write_jsonl
-from anigan.ids import file_sha256, stable_fraction
+from anigan.files import write_json, write_jsonl
+from anigan.ids import file_sha256
 from anigan.params import Params
-from anigan.shards import Member
-from preprocess.groups import components, same_key_edges
-from preprocess.split.pack import pack_faces
+from preprocess.columns import decode
+from preprocess.split.pack import PackResult, pack_faces
+from preprocess.split.sides import held_out
+from preprocess.split.table import SplitTable, read_split_table
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
-
-
-def split_keys(image_ids: Sequence[str], group_ids: Sequence[str]) -> list[str]:
-    """Each face's split key: the smallest image ID among the faces it is linked to by image or group."""
-    edges = np.concatenate([same_key_edges(image_ids), same_key_edges(group_ids)])
-    labels = components(len(image_ids), [edges])
-    key: dict[int, str] = {}
-    for label, image_id in zip(labels.tolist(), image_ids):
-        if label not in key or image_id < key[label]:
-            key[label] = image_id
-    return [key[label] for label in labels.tolist()]
-
-
-def side_of(key: str, test_ratio: float, salt: str = "") -> str:
-    """'test' or 'train' for a split key: a fixed function of the key, the salt and the ratio."""
-    return "test" if stable_fraction(key, salt) < test_ratio else "train"
-
-
-def assign_sides(image_ids: Sequence[str], group_ids: Sequence[str], test_ratio: float, salt: str = "") -> list[str]:
-    """The side of each face, keeping every source image and every duplicate group on one side."""
-    return [side_of(k, test_ratio, salt) for k in split_keys(image_ids, group_ids)]
 
 
 @dataclass(frozen=True)
@@ -72,60 +51,67 @@ class SplitSummary:
         return self.card["splits"][split]["faces"]
 
 
-def _load_inputs(params: Params) -> tuple[list[dict], dict[str, dict]]:
-    dedup_manifest = Path(params.paths.dedup) / "manifest.jsonl"
-    faces_manifest = Path(params.paths.faces) / "manifest.jsonl"
-    for path, stage in ((faces_manifest, "faces"), (dedup_manifest, "dedupe")):
-        if not path.exists():
-            raise UserError(f"{path} not found: run `anigan {stage}` first")
-    faces = {r["face_id"]: r for r in read_jsonl(faces_manifest) if isinstance(r.get("face_id"), str)}
-    rows = list(read_jsonl(dedup_manifest))
-    stale = [r["face_id"] for r in rows if r["face_id"] not in faces]
-    if stale:
-        raise UserError(f"{dedup_manifest} lists {len(stale)} faces that {faces_manifest} does not (e.g. {stale[0]}): run `anigan dedupe` again")
-    return rows, faces
+def index_rows(table: SplitTable, rows: np.ndarray) -> Iterator[dict]:
+    """The split's index, row i of its array: face_id, group_id, image_id and colours."""
+    for i in rows.tolist():
+        yield {
+            "face_id": decode(table.face_id[i]),
+            "group_id": decode(table.group_id[i]),
+            "image_id": decode(table.image_id[i]),
+            "hair_color": table.colors[table.hair[i]],
+            "eye_color": table.colors[table.eyes[i]],
+        }
+
+
+def color_counts(table: SplitTable, codes: np.ndarray) -> dict[str, int]:
+    """How many rows have each colour word (no word: "unknown"), sorted by word."""
+    counts: Counter = Counter()
+    for code, count in enumerate(np.bincount(codes, minlength=len(table.colors)).tolist()):
+        if count:
+            counts[table.colors[code] or "unknown"] += count
+    return dict(sorted(counts.items()))
+
+
+def side_card(table: SplitTable, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
+    return {
+        "faces": len(rows),
+        "source_images": len(np.unique(table.image_id[rows])),
+        "hair_color": color_counts(table, table.hair[rows]),
+        "eye_color": color_counts(table, table.eyes[rows]),
+        "pixels_sha256": packed.pixels_sha256,
+        "index_sha256": file_sha256(index),
+    }
 
 
 def run_split(params: Params, progress: Callable[[int, int], None] | None = None) -> SplitSummary:
     """Assign sides, pack each split's kept faces, write the index files and the dataset card."""
     p = params.split
-    rows, faces = _load_inputs(params)
-    # a face without a source image ID is its own source
-    image_ids = [faces[r["face_id"]].get("image_id") or r["face_id"] for r in rows]
-    sides = assign_sides(image_ids, [r["group_id"] for r in rows], p.test_ratio, p.salt)
+    table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl")
+    in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt)
 
     out = Path(params.paths.dataset)
     shards = Path(params.paths.faces) / "shards"
-    kept = sorted(((r["face_id"], side, image_id, r) for r, side, image_id in zip(rows, sides, image_ids) if r["kept"]), key=lambda k: k[0])
+    kept = np.nonzero(table.kept)[0]
+    kept = kept[np.argsort(table.face_id[kept], kind="stable")]  # rows in face-ID order
     total = len(kept)
     done = 0
     card: dict[str, Any] = {"image_size": p.image_size, "test_ratio": p.test_ratio, "salt": p.salt, "splits": {}}
     skipped: Counter = Counter()
     for split in SPLITS:
-        chosen = [k for k in kept if k[1] == split]
-        result = pack_faces(
-            [(fid, Member.of(faces[fid])) for fid, *_ in chosen],
+        chosen = kept[in_test[kept] == (split == "test")]
+        packed = pack_faces(
+            ((decode(table.face_id[i]), table.member(i)) for i in chosen.tolist()),
+            len(chosen),
             shards,
             p.image_size,
             out / f"{split}.npy",
             progress=(lambda i, base=done: progress(base + i, total)) if progress else None,
         )
         done += len(chosen)
-        skipped.update(e.reason for _, e in result.skipped)
-        index = []
-        for i in result.rows:
-            fid, _, image_id, row = chosen[i]
-            face = faces[fid]
-            index.append({"face_id": fid, "group_id": row["group_id"], "image_id": image_id, "hair_color": face.get("hair_color"), "eye_color": face.get("eye_color")})
-        write_jsonl(out / f"{split}.jsonl", index)
-        card["splits"][split] = {
-            "faces": len(index),
-            "source_images": len({r["image_id"] for r in index}),
-            "hair_color": dict(sorted(Counter(r["hair_color"] or "unknown" for r in index).items())),
-            "eye_color": dict(sorted(Counter(r["eye_color"] or "unknown" for r in index).items())),
-            "pixels_sha256": result.pixels_sha256,
-            "index_sha256": file_sha256(out / f"{split}.jsonl"),
-        }
+        skipped.update(e.reason for _, e in packed.skipped)
+        rows = chosen[packed.rows]
+        write_jsonl(out / f"{split}.jsonl", index_rows(table, rows))
+        card["splits"][split] = side_card(table, rows, packed, out / f"{split}.jsonl")
     n_train, n_test = (card["splits"][s]["faces"] for s in SPLITS)
     card["faces"] = n_train + n_test
     card["realized_test_ratio"] = round(n_test / card["faces"], 6) if card["faces"] else 0.0

@@ -11,7 +11,7 @@ from anigan.cli import cli
 from anigan.errors import UserError
 from anigan.files import read_jsonl, write_jsonl
 from anigan.params import load_params
-from preprocess.dedupe import stage as dedupe_stage
+from preprocess.dedupe import hashing
 from preprocess.dedupe.stage import run_dedupe
 from tests.faces_folder import Face, crop, crop_bytes, drawing, image_id_for, planted_set, write_faces
 
@@ -143,7 +143,7 @@ def test_worker_processes_give_the_same_result_as_one(planted, monkeypatch):
     run_dedupe(params_for(root, **{"dedupe.workers": 1}))
     one = (root / "dedup" / "manifest.jsonl").read_bytes()
     (root / "dedup" / "hashes.jsonl").unlink()
-    monkeypatch.setattr(dedupe_stage, "BATCH", 16)  # several batches, so the pool is really used
+    monkeypatch.setattr(hashing, "BATCH", 16)  # several batches, so the pool is really used
     run_dedupe(params_for(root, **{"dedupe.workers": 2}))
     assert (root / "dedup" / "manifest.jsonl").read_bytes() == one
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from preprocess.dedupe.image_pairs import faces_of_image_pairs, group_by_image, relative_box
+from preprocess.dedupe.image_pairs import FacesByImage, faces_of_image_pairs, relative_box
 
 
 def test_boxes_are_placed_relative_to_their_image_and_unusable_ones_are_left_out():
@@ -33,6 +33,11 @@ def test_images_without_usable_faces_or_pairs_give_no_edges():
     assert faces_of_image_pairs(np.empty((0, 2), dtype=np.int64), faces_by_image, sizes, 0.5).shape == (0, 2)
 
 
-def test_faces_are_listed_under_their_image_and_faces_of_other_images_left_out():
-    grouped = group_by_image(["b", "a", "c", None, "b"], ["B0", "A0", "C0", "N0", "B1"], {"a": 0, "b": 1})
-    assert grouped == [[(1, "A0")], [(0, "B0"), (4, "B1")]]
+def test_faces_are_listed_under_their_image_in_face_order_and_faces_of_other_images_left_out():
+    # faces 0..4 of images 1, 0, none of these, -, 1; face 3's box is not four numbers
+    boxes = np.arange(20, dtype=np.float64).reshape(5, 4)
+    grouped = FacesByImage(np.array([1, 0, -1, 1, 1]), boxes, np.array([True, True, True, False, True]), images=3)
+    assert len(grouped) == 3
+    assert grouped[0] == [(1, (4.0, 5.0, 6.0, 7.0))]
+    assert grouped[1] == [(0, (0.0, 1.0, 2.0, 3.0)), (3, None), (4, (16.0, 17.0, 18.0, 19.0))]
+    assert grouped[2] == []

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from preprocess.split.stage import assign_sides, side_of, split_keys
+from preprocess.split.sides import assign_sides, side_of, split_keys
 from tests.faces_folder import image_id_for
 
 

@@ -1,0 +1,118 @@
+"""Compact per-record columns for stages that read a manifest of a million lines.
+
+A stage that keeps one dict per manifest line needs gigabytes at a million faces; one numpy
+column per field it uses needs a few dozen bytes a face. Records are read in a stream, their
+fields appended here and turned into arrays in chunks, so no more than one chunk of Python
+values is alive at a time. Strings become bytes arrays ('S', UTF-8): they sort as the strings do
+and compare with `lookup`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+CHUNK = 65_536  # records turned into arrays at a time: bounds the Python objects alive at once
+
+
+def chunked(items: Iterable, size: int | None = None) -> Iterator[list]:
+    """Lists of up to `size` (default CHUNK) consecutive items."""
+    size = size or CHUNK
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def encode(text: str) -> bytes:
+    """A string as stored in an 'S' column."""
+    return text.encode("utf-8")
+
+
+def decode(value: bytes) -> str:
+    """Inverse of encode, for writing a column back to JSON."""
+    return value.decode("utf-8")
+
+
+class ColumnBuilder:
+    """Columns filled a record at a time: `add(face_id=..., offset=...)`, then `arrays()`.
+
+    `dtypes` names every column and its numpy dtype ("S" for bytes of any width).
+    """
+
+    def __init__(self, dtypes: dict[str, Any]) -> None:
+        self.dtypes = dtypes
+        self._pending: dict[str, list] = {name: [] for name in dtypes}
+        self._done: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
+        self.count = 0
+
+    def add(self, **values: Any) -> None:
+        for name, value in values.items():
+            self._pending[name].append(value)
+        self.count += 1
+        if len(self._pending[next(iter(self.dtypes))]) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        for name, dtype in self.dtypes.items():
+            self._done[name].append(np.array(self._pending[name], dtype=dtype))
+            self._pending[name] = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column as one array (the builder is spent)."""
+        self._flush()
+        # concatenating 'S' chunks of different widths widens to the widest
+        return {name: np.concatenate(parts) if parts else np.array([], dtype=self.dtypes[name]) for name, parts in self._done.items()}
+
+
+def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The index of each query in `sorted_keys` (an ascending 'S' or number array), -1 where absent."""
+    if not len(sorted_keys) or not len(queries):
+        return np.full(len(queries), -1, dtype=np.int64)
+    queries = np.asarray(queries)
+    at = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == queries, at, -1).astype(np.int64)
+
+
+def gather(values: np.ndarray, at: np.ndarray, missing: Any) -> np.ndarray:
+    """values[at], with `missing` where at is -1 (a `lookup` miss)."""
+    out = np.full(len(at), missing, dtype=values.dtype)
+    hit = at >= 0
+    out[hit] = values[at[hit]]
+    return out
+
+
+def last_of_each(index: np.ndarray) -> np.ndarray:
+    """Positions of the last occurrence of each distinct value >= 0 of `index`: assigning there
+    makes the last of several records for one item win, as a dict filled in order would."""
+    index = np.asarray(index)
+    reversed_first = np.unique(index[::-1], return_index=True)
+    positions = len(index) - 1 - reversed_first[1]
+    return np.sort(positions[index[positions] >= 0])
+
+
+class Vocabulary:
+    """Small int codes for the few distinct values of a field (shard names, colour words).
+
+    Values are told apart by their JSON text, so 1, 1.0 and true stay distinct and come back as read.
+    """
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+        self.values: list[Any] = []
+
+    def code(self, value: Any) -> int:
+        key = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        key = ("s" if isinstance(value, str) else "j") + key
+        code = self._codes.get(key)
+        if code is None:
+            code = self._codes[key] = len(self.values)
+            self.values.append(value)
+        return code

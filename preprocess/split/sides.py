@@ -1,0 +1,55 @@
+"""Which side, train or test, each face falls on: leak-free units, each side a fixed function of its key.
+
+Faces that must not be separated form one unit: all faces of one near-duplicate group and all
+faces cut from one source image, and transitively everything these link. A unit's key is the
+smallest source image ID in it; it goes to test when a hash of the key and the salt, read as a
+number in [0, 1), is below the test ratio. Everything works on arrays of IDs (bytes or str), so a
+million faces cost a few sorts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from anigan.ids import stable_fraction
+from preprocess.groups import components, same_key_edges
+
+
+def unit_keys(image_ids: np.ndarray, group_ids: np.ndarray) -> np.ndarray:
+    """Each face's split key: the smallest image ID among the faces it is linked to by image or group."""
+    n = len(image_ids)
+    labels = components(n, [same_key_edges(image_ids), same_key_edges(group_ids)])  # each unit named by its first face
+    by_unit = np.lexsort((image_ids, labels))
+    units, first = np.unique(labels[by_unit], return_index=True)
+    key_of = np.empty(n, dtype=image_ids.dtype)
+    key_of[units] = image_ids[by_unit[first]]
+    return key_of[labels]
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode("utf-8") if isinstance(key, bytes) else str(key)
+
+
+def side_of(key: str, test_ratio: float, salt: str = "") -> str:
+    """'test' or 'train' for a split key: a fixed function of the key, the salt and the ratio."""
+    return "test" if stable_fraction(key, salt) < test_ratio else "train"
+
+
+def held_out(image_ids: np.ndarray, group_ids: np.ndarray, test_ratio: float, salt: str = "") -> np.ndarray:
+    """True for each face on the test side; the key hash is computed once per unit, not per face."""
+    keys, inverse = np.unique(unit_keys(image_ids, group_ids), return_inverse=True)
+    in_test = np.array([side_of(_text(k), test_ratio, salt) == "test" for k in keys], dtype=bool)
+    return in_test[inverse.reshape(-1)]
+
+
+def split_keys(image_ids: Sequence[str], group_ids: Sequence[str]) -> list[str]:
+    """unit_keys for lists of strings."""
+    return [str(k) for k in unit_keys(np.asarray(image_ids, dtype=str), np.asarray(group_ids, dtype=str))]
+
+
+def assign_sides(image_ids: Sequence[str], group_ids: Sequence[str], test_ratio: float, salt: str = "") -> list[str]:
+    """The side of each face, keeping every source image and every duplicate group on one side."""
+    mask = held_out(np.asarray(image_ids, dtype=str), np.asarray(group_ids, dtype=str), test_ratio, salt)
+    return ["test" if t else "train" for t in mask.tolist()]

@@ -1,0 +1,89 @@
+"""What split needs of the dedup and faces manifests, as compact columns read in one streamed pass each.
+
+Rows follow the dedup manifest. From the faces manifest each face takes its source image ID (its
+own face ID when it has none), where its crop lies and its colour words; the last record of a
+face ID wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anigan.errors import UserError
+from anigan.files import read_jsonl
+from anigan.shards import Member
+from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup
+
+
+@dataclass
+class SplitTable:
+    """Per dedup manifest row: IDs as bytes, kept, crop place, colour codes into `colors`."""
+
+    face_id: np.ndarray  # 'S'
+    group_id: np.ndarray  # 'S'
+    kept: np.ndarray  # bool
+    image_id: np.ndarray  # 'S'
+    shard: np.ndarray  # int32 code into shards, -1: no member named
+    offset: np.ndarray
+    size: np.ndarray
+    hair: np.ndarray  # int32 code into colors
+    eyes: np.ndarray
+    shards: list[str]
+    colors: list[Any]  # the colour values as the faces manifest has them (words, or null)
+
+    def member(self, i: int) -> Member | None:
+        code = int(self.shard[i])
+        return None if code < 0 else Member(self.shards[code], int(self.offset[i]), int(self.size[i]))
+
+
+def _dedup_columns(path: Path) -> dict[str, np.ndarray]:
+    columns = ColumnBuilder({"face_id": "S", "group_id": "S", "kept": bool})
+    for record in read_jsonl(path):
+        fid, gid = record.get("face_id"), record.get("group_id")
+        if not isinstance(fid, str) or not isinstance(gid, str):
+            raise UserError(f"{path}: a record without face_id and group_id strings ({str(record)[:120]}); run `anigan dedupe` again")
+        columns.add(face_id=encode(fid), group_id=encode(gid), kept=bool(record.get("kept")))
+    return columns.arrays()
+
+
+def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
+    """The dedup manifest's faces with what the faces manifest says of them; a UserError when either is
+    missing or the dedup manifest names a face the faces manifest does not (dedupe ran on other faces)."""
+    for path, stage in ((faces_manifest, "faces"), (dedup_manifest, "dedupe")):
+        if not path.exists():
+            raise UserError(f"{path} not found: run `anigan {stage}` first")
+    dedup = _dedup_columns(dedup_manifest)
+    n = len(dedup["face_id"])
+    by_id = np.argsort(dedup["face_id"], kind="stable")
+    sorted_ids = dedup["face_id"][by_id]
+    seen = np.zeros(n, bool)
+    image_id = dedup["face_id"].astype(f"S{max(64, dedup['face_id'].dtype.itemsize)}")  # a face without a source image ID is its own source
+    shard, offset, size = np.full(n, -1, np.int32), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    hair, eyes = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    shards, colors = Vocabulary(), Vocabulary()
+    for records in chunked(r for r in read_jsonl(faces_manifest) if isinstance(r.get("face_id"), str)):
+        found = lookup(sorted_ids, np.array([encode(r["face_id"]) for r in records], dtype="S"))
+        for k in last_of_each(found).tolist():
+            record, i = records[k], int(by_id[found[k]])
+            seen[i] = True
+            source = record.get("image_id")
+            if isinstance(source, str) and source:
+                source_id = encode(source)
+                if len(source_id) > image_id.dtype.itemsize:  # an unusually long ID: widen rather than cut it
+                    image_id = image_id.astype(f"S{len(source_id)}")
+                image_id[i] = source_id
+            else:
+                image_id[i] = dedup["face_id"][i]
+            member = Member.of(record)
+            shard[i], offset[i], size[i] = (-1, 0, 0) if member is None else (shards.code(member.shard), member.offset, member.bytes)
+            hair[i], eyes[i] = colors.code(record.get("hair_color")), colors.code(record.get("eye_color"))
+    if not seen.all():
+        stale = np.nonzero(~seen)[0]
+        raise UserError(
+            f"{dedup_manifest} lists {len(stale)} faces that {faces_manifest} does not (e.g. {dedup['face_id'][stale[0]].decode()}): run `anigan dedupe` again"
+        )
+    return SplitTable(**dedup, image_id=image_id, shard=shard, offset=offset, size=size, hair=hair, eyes=eyes, shards=shards.values, colors=colors.values)
