@@ -20,9 +20,9 @@ compiles DVC's modules again), the bytes under data/ (`data_bytes`) and
 the bytes DVC's cache adds on disk (`cache_bytes`: blocks of cache files not shared by a hard
 link with the workspace).
 
-`--synthetic N` writes N small pictures (a demo portrait of its own, 128 px) into a folder and
-imports them with `crawl.source = folder`: no server, no scene drawing, so sizes far beyond the
-demo booru's fit this machine.
+`--synthetic N` writes N small pictures (a demo portrait of its own on a backdrop of its own,
+160 px) into a folder and imports them with `crawl.source = folder`: no server, no scene
+drawing, so sizes far beyond the demo booru's fit this machine.
 """
 
 from __future__ import annotations
@@ -123,11 +123,25 @@ def copy_project(dest: Path) -> None:
     shutil.copy2(REPO / ".dvc" / "config", dest / ".dvc" / "config")
 
 
-def synthetic_folder(folder: Path, n: int) -> None:
-    """N distinct small portraits: one drawn face each (animeface finds most), PNG, 128 px.
+SYNTHETIC_SIDE = 160  # px of a synthetic post: a 128 px portrait placed at a random offset on a backdrop
 
-    Each post draws its own portrait (seed = post number), so faces differ as drawings do and
-    dedupe keeps most of them: split then packs thousands of faces, not a few dozen styles.
+
+def backdrop(rng, side: int):
+    """A smooth random colour field: a 4x4 grid of random colours upscaled (cubic), different on every post."""
+    import cv2
+    import numpy as np
+
+    coarse = rng.uniform(30, 230, (4, 4, 3)).astype(np.float32)
+    return np.clip(cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+
+
+def synthetic_folder(folder: Path, n: int) -> None:
+    """N distinct small pictures: one drawn face each (animeface finds most), PNG, 160 px.
+
+    Each post draws its own portrait (seed = post number) on a backdrop of its own, at an offset
+    of its own. The portraits alone look alike to the perceptual hash (on flat backgrounds dedupe
+    kept about a hundred faces at any size); the backdrop and the offset make both the face crops
+    and the whole pictures hash apart, so dedupe keeps most faces and split packs thousands.
     """
     import numpy as np
     from PIL import Image
@@ -136,7 +150,12 @@ def synthetic_folder(folder: Path, n: int) -> None:
 
     folder.mkdir(parents=True)
     for i in range(n):
-        pixels = np.asarray(portrait(i + 1, 128)).copy()
+        rng = np.random.default_rng(i + 1)
+        face = np.asarray(portrait(i + 1, 128))
+        pixels = backdrop(rng, SYNTHETIC_SIDE)
+        dx, dy = rng.integers(0, SYNTHETIC_SIDE - 128 + 1, 2)
+        drawn = ~(face == 235).all(axis=2)  # the portrait's flat background (crawler.demo.generator) lets the backdrop through
+        pixels[dy : dy + 128, dx : dx + 128][drawn] = face[drawn]
         # a corner strip spells the post number: every file its own bytes, the face untouched
         pixels[0, :32] = [[(i >> b & 1) * 255] * 3 for b in range(32)]
         Image.fromarray(pixels).save(folder / f"{i:08d}.png", compress_level=1)
