@@ -39,7 +39,7 @@ from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_
 from crawler.filters import Filters
 from crawler.items import TRANSIENT_REASONS
 from crawler.keys import IMAGE, POST, Column, KeySet, image_digest, post_digest
-from crawler.parts import PARTS, PREFIX, Part, finished_parts, live_parts, shard_files, shard_prefixes
+from crawler.parts import PARTS, PREFIX, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
 from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
 log = logging.getLogger(__name__)
@@ -199,6 +199,8 @@ class RawFolder:
         for part in parts:
             if part.query() not in (None, query):
                 raise UserError(f"{part.root}: a part crawled with another query ({part.query()}); move it out of {self.root / PARTS}")
+            if part_folders(part.root):  # removing the part would lose them
+                raise UserError(f"{part.root}: holds parts of its own; run `anigan crawl --out {part.root}` there first to merge them")
             part.move_shards(self.shards)
         filters_changed = previous.get("filters") not in (None, filters.as_dict())
         verdict = judge_manifest(self._lines(MANIFEST, parts), filters, limit, self.shard_lengths())

@@ -65,6 +65,13 @@ def _first_of_each(keys: np.ndarray) -> np.ndarray:
     return first
 
 
+def _first_line_of_each(image: np.ndarray, lines: np.ndarray, groups: int) -> np.ndarray:
+    """For each image, the first of `lines` (ascending) naming it; len(image) for none."""
+    first = np.full(groups, len(image), np.int64)
+    first[image[lines[::-1]]] = lines[::-1]  # the last write wins: the smallest line
+    return first
+
+
 def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, lengths: dict[str, int]) -> ManifestVerdict:
     """Decide every manifest line; `lengths` (shard name -> bytes on disk) tells whole places."""
     posts, images = Column(POST), Column(IMAGE)
@@ -84,7 +91,11 @@ def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, length
         offset.append(member.offset)
         size.append(member.bytes)
         whole.append(ok)
-    posts_a, images_a, why_a, whole_a = posts.array(), images.array(), why.array(), whole.array()
+    posts_a, why_a, whole_a = posts.array(), why.array(), whole.array()
+    # Each line's image as a small integer (its rank among the distinct images): what follows works
+    # on these, not on the 33-byte digests.
+    image = np.unique(images.array(), return_inverse=True)[1].ravel()
+    groups = int(image.max()) + 1 if len(image) else 0
     dropped = dict.fromkeys(DROP_ORDER, 0)
 
     first = _first_of_each(posts_a)
@@ -95,22 +106,19 @@ def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, length
 
     # The first `limit` images, by the line that first names them; later lines of those images stay too.
     lines = np.flatnonzero(candidate)
-    unique, first_at = np.unique(images_a[lines], return_index=True)
-    allowed = unique[np.argsort(lines[first_at], kind="stable")[:limit]]
-    keep = candidate & np.isin(images_a, allowed)
+    first_line = _first_line_of_each(image, lines, groups)
+    allowed = np.zeros(groups, bool)
+    allowed[np.argsort(first_line, kind="stable")[: min(limit, int((first_line < len(image)).sum()))]] = True
+    keep = candidate & allowed[image]
     dropped["over_limit"] = int((candidate & ~keep).sum())
 
     # Each kept image's place: the first kept line of it whose bytes are whole.
-    sources = np.flatnonzero(keep & whole_a)
-    with_place, source_at = np.unique(images_a[sources], return_index=True)
-    place = np.full(len(keep), -1, np.int64)
-    kept_lines = np.flatnonzero(keep)
-    at = np.searchsorted(with_place, images_a[kept_lines])
-    found = at < len(with_place)
-    found[found] = with_place[at[found]] == images_a[kept_lines[found]]
-    place[kept_lines[found]] = sources[source_at[at[found]]]
-    keep[kept_lines[~found]] = False
-    dropped["file_missing"] = int((~found).sum())
+    source = _first_line_of_each(image, np.flatnonzero(keep & whole_a), groups)
+    place = np.where(keep, source[image], -1)
+    missing = keep & (place >= len(image))
+    keep &= ~missing
+    place[~keep] = -1
+    dropped["file_missing"] = int(missing.sum())
 
     return ManifestVerdict(
         keep=keep,
@@ -120,7 +128,7 @@ def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, length
         size=size.array(),
         shard_names=list(names),
         kept_posts=np.unique(posts_a[keep]),
-        images=len(with_place),
+        images=int((source < len(image)).sum()),
         dropped={k: n for k, n in dropped.items() if n},
     )
 

@@ -139,3 +139,23 @@ def test_ledger_reads_posts_and_images_as_digests(tmp_path):
     ledger = Ledger(folder, limit=2)
     assert ledger.known("demo:1") and not ledger.known("demo:2") and ledger.image_count == 1
     assert os.path.exists(folder.manifest)
+
+
+def test_a_raw_folder_from_another_machine_copied_in_as_a_part_is_merged(tmp_path):
+    import shutil
+
+    elsewhere = RawFolder(tmp_path / "elsewhere", shard_size=2)
+    inner = part(elsewhere.root, "m2-7-cc")
+    keep(inner, 1, b"one"), keep(inner, 2, b"two"), keep(inner, 3, b"three")
+    inner.close()
+    elsewhere.prepare(QUERY, FILTERS, 100)  # what the other machine's crawl leaves: merged shard names
+    main = RawFolder(tmp_path / "main", shard_size=2)
+    keep(main, 4, b"four")
+    main.close()
+    shutil.copytree(elsewhere.root, main.root / PARTS / "m2")
+    main.prepare(QUERY, FILTERS, 100)
+    records = lines(main)
+    assert [r["post_id"] for r in records] == [4, 1, 2, 3]
+    assert all(sha256_hex(read_member(main.shards, Member.of(r))) == r["image_id"] for r in records)
+    assert {r["shard"] for r in records[1:]} == {"raw-m2-m2-7-cc-000000.tar", "raw-m2-m2-7-cc-000001.tar"}
+    assert not part_folders(main.root)
