@@ -10,6 +10,7 @@ conditions: its labels are None.
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,13 +51,14 @@ def colour_of(row: Mapping[str, Any], column: str) -> str | None:
 def color_vocabularies(rows: Iterable[Mapping[str, Any]], min_count: int) -> Conditions:
     """{"hair": names, "eyes": names}: colours with at least `min_count` rows, sorted, then `other` if any row needs it."""
     rows = list(rows)
-    conditions: Conditions = {}
-    for name, column in ATTRIBUTES.items():
-        counts = Counter(colour_of(row, column) for row in rows)
-        kept = sorted(c for c, n in counts.items() if c not in (None, OTHER) and n >= min_count)
-        folded = any(c not in kept for c in counts)
-        conditions[name] = kept + ([OTHER] if folded else [])
-    return conditions
+    return {name: _vocabulary(Counter(colour_of(row, column) for row in rows), min_count) for name, column in ATTRIBUTES.items()}
+
+
+def _vocabulary(counts: Mapping[str | None, int], min_count: int) -> list[str]:
+    """One attribute's names from its colour counts (None: no colour)."""
+    kept = sorted(c for c, n in counts.items() if c not in (None, OTHER) and n >= min_count)
+    folded = any(c not in kept for c in counts)
+    return kept + ([OTHER] if folded else [])
 
 
 def label_rows(rows: Iterable[Mapping[str, Any]], conditions: Conditions) -> np.ndarray:
@@ -84,24 +86,47 @@ class ColorLabels:
         return h.hexdigest()
 
 
+def _read_color_codes(path: Path) -> tuple[dict[str, Counter], dict[str, np.ndarray], list[str | None]]:
+    """One streamed pass over a dataset index: per attribute, the colour counts (in first-seen order)
+    and an int32 code per row into `colours` (the distinct colour words, None for none)."""
+    codes: dict[str | None, int] = {}
+    columns: dict[str, array] = {name: array("i") for name in ATTRIBUTES}  # 4 bytes a row, not a dict
+    counts: dict[str, Counter] = {name: Counter() for name in ATTRIBUTES}
+    for row in read_jsonl(path):
+        for name, column in ATTRIBUTES.items():
+            colour = colour_of(row, column)
+            counts[name][colour] += 1
+            columns[name].append(codes.setdefault(colour, len(codes)))
+    return counts, {name: np.frombuffer(column, dtype=np.int32) for name, column in columns.items()}, list(codes)
+
+
 def load_color_labels(dataset_dir: str | Path, count: int, min_count: int) -> ColorLabels:
-    """Read `<dataset>/train.jsonl` (the split stage's index, one row per train.npy image) into ColorLabels."""
+    """Read `<dataset>/train.jsonl` (the split stage's index, one row per train.npy image) into ColorLabels.
+
+    The index is read as a stream into int codes, never held as records: it has a row per training face.
+    """
     path = Path(dataset_dir) / INDEX_FILE
     if not path.is_file():
         raise UserError(f"{path}: no dataset index here; train.model = acgan needs the split stage's train.jsonl")
-    rows = list(read_jsonl(path))
-    if len(rows) != count:
-        raise UserError(f"{path}: {len(rows)} rows for {count} training images; rerun the split stage")
-    conditions = color_vocabularies(rows, min_count)
+    counts, codes, colours = _read_color_codes(path)
+    rows = sum(counts["hair"].values())
+    if rows != count:
+        raise UserError(f"{path}: {rows} rows for {count} training images; rerun the split stage")
+    conditions = {name: _vocabulary(counts[name], min_count) for name in ATTRIBUTES}
     for name, names in conditions.items():
         if len(names) < 2:
-            counts = Counter(colour_of(row, ATTRIBUTES[name]) or "unknown" for row in rows)
-            seen = ", ".join(f"{c} {n}" for c, n in counts.most_common())
+            seen = ", ".join(f"{c or 'unknown'} {n}" for c, n in counts[name].most_common())
             raise UserError(
                 f"train.model = acgan needs at least 2 {name} colours with train.min_color_count = {min_count} "
                 f"or more faces; the training set has {seen}. Lower train.min_color_count or use train.model: dcgan"
             )
-    return ColorLabels(conditions, label_rows(rows, conditions))
+    # each distinct colour's index in the vocabulary; a colour left out is `other`, or -1 without one
+    columns = []
+    for name, names in conditions.items():
+        index = {c: i for i, c in enumerate(names)}
+        table = np.array([index.get(c, index.get(OTHER, -1)) for c in colours], dtype=np.int64)
+        columns.append(table[codes[name]])
+    return ColorLabels(conditions, np.stack(columns, axis=1))
 
 
 def color_word(color: str) -> str:

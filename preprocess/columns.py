@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-CHUNK = 65_536  # records turned into arrays at a time: bounds the Python objects alive at once
+CHUNK = 16_384  # records turned into arrays at a time: bounds the Python objects alive at once
 
 
 def chunked(items: Iterable, size: int | None = None) -> Iterator[list]:

@@ -158,3 +158,27 @@ def planted_set(n_distinct: int, seed: int = 0, copies_per_kind: int = 3, shift:
         faces.append(copy)
         copy_of[copy.face_id] = original.face_id
     return faces, copy_of
+
+
+def pad_records(path: Path, pad: int) -> int:
+    """Give every record of a JSON Lines manifest a field of `pad` bytes that no stage reads; returns the file's new size.
+
+    A stage that streams the manifest holds a line at a time; one that keeps its records holds them all.
+    """
+    from anigan.files import read_jsonl, write_jsonl
+
+    write_jsonl(path, [r | {"padding": "x" * pad} for r in read_jsonl(path)])
+    return path.stat().st_size
+
+
+def traced_peak(fn):
+    """fn()'s result and the peak of the memory Python and numpy allocated while it ran (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

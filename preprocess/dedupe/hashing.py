@@ -82,16 +82,16 @@ def read_cache(path: Path, key: str, names: np.ndarray, id_width: int = DIGEST_W
     the current recipe, and the number of the first such line (-1: none), in one pass over the cache."""
     hashes = Hashes.empty(len(names), id_width)
     first_line = np.full(len(names), -1, np.int64)
-    numbered = ((n, r) for n, r in enumerate(read_jsonl(path, missing_ok=True)) if r.get("hash") == HASH_VERSION and isinstance(r.get(key), str))
-    for lines in chunked(numbered):
-        found = lookup(names, np.array([encode(r[key]) for _, r in lines], dtype="S"))
+    # a line's key and parsed hashes travel in a chunk, not the record
+    parsed = ((n, r[key], parse_cache_record(r, id_width)) for n, r in enumerate(read_jsonl(path, missing_ok=True)) if r.get("hash") == HASH_VERSION and isinstance(r.get(key), str))
+    for lines in chunked(line for line in parsed if line[2] is not None):
+        found = lookup(names, np.array([encode(name) for _, name, _ in lines], dtype="S"))
         for k in np.nonzero(found >= 0)[0].tolist():
-            number, record = lines[k]
-            if (h := parse_cache_record(record, id_width)) is not None:
-                i = int(found[k])
-                hashes.put(i, h)
-                if first_line[i] < 0:
-                    first_line[i] = number
+            number, _, h = lines[k]
+            i = int(found[k])
+            hashes.put(i, h)
+            if first_line[i] < 0:
+                first_line[i] = number
     return hashes, first_line
 
 

@@ -54,18 +54,20 @@ def read_sources(raw_manifest: Path, image_ids: np.ndarray) -> SourceTable:
         log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
         return table
     shards = Vocabulary()
-    for records in chunked(read_jsonl(raw_manifest)):
-        ids = [r.get("image_id") for r in records]
+    # only the fields used travel in a chunk, never whole records (a raw record carries its tags)
+    fields = ((r.get("image_id"), Member.of(r), _pixels(r)) for r in read_jsonl(raw_manifest))
+    for chunk in chunked(fields):
+        ids = [image_id for image_id, _, _ in chunk]
         found = lookup(image_ids, np.array([encode(i) if isinstance(i, str) else b"" for i in ids], dtype="S"))
         found[[not isinstance(i, str) for i in ids]] = -1  # a record without an image ID is no face's source
         for k in np.nonzero(found >= 0)[0].tolist():
             i = int(found[k])
             if table.shard[i] >= 0:
                 continue  # placed by an earlier record
-            record = records[k]
-            if (member := Member.of(record)) is not None:
+            _, member, pixels = chunk[k]
+            if member is not None:
                 table.shard[i], table.offset[i], table.size[i] = shards.code(member.shard), member.offset, member.bytes
-            if (pixels := _pixels(record)) is not None:
+            if pixels is not None:
                 table.pixels[i] = pixels
     table.shards = shards.values
     return table

@@ -65,12 +65,18 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
     shard, offset, size = np.full(n, -1, np.int32), np.zeros(n, np.int64), np.zeros(n, np.int64)
     hair, eyes = np.zeros(n, np.int32), np.zeros(n, np.int32)
     shards, colors = Vocabulary(), Vocabulary()
-    for records in chunked(r for r in read_jsonl(faces_manifest) if isinstance(r.get("face_id"), str)):
-        found = lookup(sorted_ids, np.array([encode(r["face_id"]) for r in records], dtype="S"))
+    # only the fields used travel in a chunk, never whole records (a faces record carries its measures)
+    fields = (
+        (r["face_id"], r.get("image_id"), Member.of(r), colors.code(r.get("hair_color")), colors.code(r.get("eye_color")))
+        for r in read_jsonl(faces_manifest)
+        if isinstance(r.get("face_id"), str)
+    )
+    for chunk in chunked(fields):
+        found = lookup(sorted_ids, np.array([encode(fid) for fid, *_ in chunk], dtype="S"))
         for k in last_of_each(found).tolist():
-            record, i = records[k], int(by_id[found[k]])
+            i = int(by_id[found[k]])
+            _, source, member, hair[i], eyes[i] = chunk[k]
             seen[i] = True
-            source = record.get("image_id")
             if isinstance(source, str) and source:
                 source_id = encode(source)
                 if len(source_id) > image_id.dtype.itemsize:  # an unusually long ID: widen rather than cut it
@@ -78,9 +84,7 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
                 image_id[i] = source_id
             else:
                 image_id[i] = dedup["face_id"][i]
-            member = Member.of(record)
             shard[i], offset[i], size[i] = (-1, 0, 0) if member is None else (shards.code(member.shard), member.offset, member.bytes)
-            hair[i], eyes[i] = colors.code(record.get("hair_color")), colors.code(record.get("eye_color"))
     if not seen.all():
         stale = np.nonzero(~seen)[0]
         raise UserError(

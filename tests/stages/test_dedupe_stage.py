@@ -13,7 +13,7 @@ from anigan.files import read_jsonl, write_jsonl
 from anigan.params import load_params
 from preprocess.dedupe import hashing
 from preprocess.dedupe.stage import run_dedupe
-from tests.faces_folder import Face, crop, crop_bytes, drawing, image_id_for, planted_set, write_faces
+from tests.faces_folder import Face, crop, crop_bytes, drawing, image_id_for, pad_records, planted_set, traced_peak, write_faces
 
 
 def params_for(root, **overrides):
@@ -182,3 +182,16 @@ def test_decoded_pixels_decide_exactness_not_file_bytes(tmp_path):
     assert (decoded[0] == decoded[1]).all()
     summary = run_dedupe(params_for(tmp_path, **{"dedupe.max_distance": 0}))
     assert summary.removed_by_kind == {"exact": 1, "near": 0, "near_image": 0}
+
+
+@pytest.mark.slow
+def test_the_manifests_are_read_as_a_stream_not_held(planted):
+    root, _, _ = planted
+    params = params_for(root)
+    run_dedupe(params)
+    expected = {name: (root / "dedup" / name).read_bytes() for name in ("manifest.jsonl", "dedupe.json", "hashes.jsonl")}
+    (root / "dedup" / "hashes.jsonl").unlink()  # every crop hashed again, inside the measurement
+    size = pad_records(root / "faces" / "manifest.jsonl", 400_000) + pad_records(root / "raw" / "manifest.jsonl", 400_000)
+    _, peak = traced_peak(lambda: run_dedupe(params))
+    assert peak < size / 8, f"peak {peak} bytes for {size} bytes of manifests"
+    assert {name: (root / "dedup" / name).read_bytes() for name in expected} == expected

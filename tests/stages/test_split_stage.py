@@ -11,9 +11,10 @@ from anigan.cli import cli
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.params import load_params
+from preprocess import columns
 from preprocess.dedupe.stage import run_dedupe
 from preprocess.split.stage import run_split
-from tests.faces_folder import Face, crop, drawing, image_id_for, planted_set, write_faces
+from tests.faces_folder import Face, crop, drawing, image_id_for, pad_records, planted_set, traced_peak, write_faces
 
 OUTPUTS = ("train.npy", "test.npy", "train.jsonl", "test.jsonl", "card.json")
 
@@ -187,3 +188,25 @@ def test_faces_without_a_source_image_id_are_their_own_source(tmp_path):
     run_dedupe(params)
     card = run_split(params).card
     assert card["faces"] == 6
+
+
+@pytest.mark.slow
+def test_the_manifests_are_read_as_a_stream_not_held(built):
+    root, params, _, _ = built
+    run_split(params)
+    expected = {name: (root / "dataset" / name).read_bytes() for name in OUTPUTS}
+    size = pad_records(root / "faces" / "manifest.jsonl", 400_000) + pad_records(root / "dedup" / "manifest.jsonl", 400_000)
+    _, peak = traced_peak(lambda: run_split(params))
+    assert peak < size / 8, f"peak {peak} bytes for {size} bytes of manifests"
+    assert {name: (root / "dataset" / name).read_bytes() for name in OUTPUTS} == expected
+
+
+def test_columns_built_in_chunks_of_any_size_give_the_same_files(built, monkeypatch):
+    root, params, _, _ = built
+    run_split(params)
+    folders = ("dedup", "dataset")
+    expected = {p: p.read_bytes() for folder in folders for p in (root / folder).iterdir()}
+    monkeypatch.setattr(columns, "CHUNK", 3)  # every manifest and the hash cache cross many chunk boundaries
+    run_dedupe(params)
+    run_split(params)
+    assert {p: p.read_bytes() for folder in folders for p in (root / folder).iterdir()} == expected

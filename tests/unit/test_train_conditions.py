@@ -60,6 +60,24 @@ def test_training_labels_come_from_the_split_index(tmp_path):
         load_color_labels(tmp_path / "nowhere", count=3, min_count=1)
 
 
+def test_training_labels_equal_label_rows_of_the_index_and_are_read_as_a_stream(tmp_path):
+    from anigan.files import write_jsonl
+    from tests.faces_folder import traced_peak
+
+    rng = np.random.default_rng(0)
+    hair, eyes = ["black", "blue", "pink", "red", None, ["not a word"]], ["green", "red", "blue", None]
+    index = [
+        {"face_id": f"f{i}", "hair_color": hair[rng.integers(len(hair))], "eye_color": eyes[rng.integers(len(eyes))], "padding": "x" * 20_000}
+        for i in range(300)
+    ]
+    write_jsonl(tmp_path / "train.jsonl", index)
+    size = (tmp_path / "train.jsonl").stat().st_size
+    loaded, peak = traced_peak(lambda: load_color_labels(tmp_path, count=300, min_count=40))
+    assert loaded.conditions == color_vocabularies(index, min_count=40)
+    assert np.array_equal(loaded.labels, label_rows(index, loaded.conditions)) and loaded.labels.dtype == np.int64
+    assert peak < size / 20, f"peak {peak} bytes for a {size}-byte index"  # one row at a time, not the rows
+
+
 def test_encode_conditions_fixes_named_colours_and_draws_the_rest_from_the_seed():
     drawn = encode_conditions(ACGAN_META, None, None, 200, seed=3)
     assert drawn.dtype == torch.long and drawn.shape == (200, 2)
