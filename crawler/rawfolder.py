@@ -90,19 +90,15 @@ class RawFolder:
         self.walk = self.root / WALK
         self.shard_size = shard_size
         self._writer: ShardWriter | None = None
-        self._stored: dict[str, Member] | None = None
+        self._stored: Places | None = None
         # The pipeline writes from several threads: a member and its manifest line go in together,
         # so the manifest lists members in shard order and a kill leaves unnamed ones only at the end.
         self._lock = threading.Lock()
 
-    def stored(self) -> dict[str, Member]:
-        """Image ID -> where its bytes are, for every image the manifest names."""
+    def stored(self) -> Places:
+        """Where the bytes of every image the manifest names are."""
         if self._stored is None:
-            self._stored = {}
-            for record in read_jsonl(self.manifest, missing_ok=True):
-                member = Member.of(record)
-                if member is not None:
-                    self._stored.setdefault(record["image_id"], member)
+            self._stored = Places(read_jsonl(self.manifest, missing_ok=True))
         return self._stored
 
     def store(self, body: bytes, ext: str, image_id: str | None = None) -> tuple[str, Member, bool]:
@@ -110,13 +106,13 @@ class RawFolder:
         (image ID, where it is, newly written). Durable on return."""
         image_id = image_id or sha256_hex(body)
         stored = self.stored()
-        if image_id in stored:
-            return image_id, stored[image_id], False
+        if (member := stored.get(image_id)) is not None:
+            return image_id, member, False
         if self._writer is None:
             self._writer = ShardWriter(self.shards, PREFIX, self.shard_size)
         member = self._writer.add(f"{image_id}.{ext}", body)
         self._writer.flush()
-        stored[image_id] = member
+        stored.add(image_id, member)
         return image_id, member, True
 
     def keep(self, body: bytes, ext: str, record: dict) -> bool:
@@ -221,6 +217,8 @@ class RawFolder:
             self._write_rejects(emit, parts)
         for part in parts:  # after the lines naming its shards are on disk
             part.remove()
+        if parts and not part_folders(self.root):
+            (self.root / PARTS).rmdir()
         for prefix in shard_prefixes(self.shards):
             remove_unused(self.shards, prefix, usage)  # after the manifest naming their replacements
         if parts:
@@ -267,6 +265,40 @@ class RawFolder:
         finally:
             for f in handles.values():
                 f.close()
+
+
+class Places:
+    """Image ID -> where its bytes are (the first line naming it wins): sorted digests with
+    parallel place columns for what the manifest named, a dict for what this run stores."""
+
+    def __init__(self, records) -> None:
+        digests, shard, offset, size = Column(IMAGE), Column(np.int32), Column(np.int64), Column(np.int64)
+        names: dict[str, int] = {}
+        for record in records:
+            if (member := Member.of(record)) is not None:
+                digests.append(image_digest(str(record.get("image_id", ""))))
+                shard.append(names.setdefault(member.shard, len(names)))
+                offset.append(member.offset)
+                size.append(member.bytes)
+        self._digests, first = np.unique(digests.array(), return_index=True)
+        self._shard, self._offset, self._size = shard.array()[first], offset.array()[first], size.array()[first]
+        self._names = list(names)
+        self._added: dict[str, Member] = {}
+
+    def get(self, image_id: str) -> Member | None:
+        if (member := self._added.get(image_id)) is not None:
+            return member
+        digest = image_digest(image_id)
+        i = int(np.searchsorted(self._digests, digest))
+        if i < len(self._digests) and self._digests[i] == digest:
+            return Member(self._names[self._shard[i]], int(self._offset[i]), int(self._size[i]))
+        return None
+
+    def add(self, image_id: str, member: Member) -> None:
+        self._added[image_id] = member
+
+    def __len__(self) -> int:
+        return len(self._digests) + len(self._added)
 
 
 def set_of(column: Column) -> KeySet:

@@ -114,8 +114,8 @@ def test_shards_hold_shard_size_members_and_records_name_their_place(tmp_path):
     assert sorted(p.name for p in folder.shards.iterdir()) == ["raw-000000.tar", "raw-000001.tar", "raw-000002.tar"]
     assert [r["shard"] for r in folder.read_manifest()] == ["raw-000000.tar"] * 2 + ["raw-000001.tar"] * 2 + ["raw-000002.tar"]
     for n, record in enumerate(folder.read_manifest()):
-        assert folder.stored()[record["image_id"]].offset == record["offset"]
-        assert read_member(folder.shards, folder.stored()[record["image_id"]]) == f"image {n}".encode()
+        assert folder.stored().get(record["image_id"]).offset == record["offset"]
+        assert read_member(folder.shards, folder.stored().get(record["image_id"])) == f"image {n}".encode()
     assert len(members(folder)) == 5 and records[0]["bytes"] == len(b"image 0")
 
 
@@ -132,7 +132,8 @@ def test_prepare_repairs_a_killed_run(tmp_path):
     folder.prepare(QUERY, FILTERS, limit=10)
     assert [json.loads(line)["post_id"] for line in folder.manifest.read_text().splitlines()] == [1]
     assert members(folder) == [f"{kept['image_id']}.png"]
-    assert set(RawFolder(tmp_path).stored()) == {kept["image_id"]}
+    again = RawFolder(tmp_path).stored()
+    assert len(again) == 1 and again.get(kept["image_id"]) is not None
     # Appending after the repair gives whole lines and whole members in the same shard.
     again = keep(folder, 3, b"another")
     folder.close()
@@ -150,7 +151,8 @@ def test_prepare_drops_members_no_record_names_by_copying_the_rest(tmp_path):
     folder.manifest.write_text(lines[0] + "\n" + lines[2] + "\n")  # post 2 dropped (by a filter, say)
     folder.prepare(QUERY, FILTERS, limit=10)
     assert members(folder) == [f"{sha256_hex(b'a')}.jpg", f"{sha256_hex(b'c')}.jpg"]
-    assert [read_member(folder.shards, m) for m in RawFolder(tmp_path).stored().values()] == [b"a", b"c"]
+    stored = RawFolder(tmp_path).stored()
+    assert [read_member(folder.shards, stored.get(sha256_hex(b))) for b in (b"a", b"c")] == [b"a", b"c"] and len(stored) == 2
 
 
 def test_a_shard_dvc_links_into_its_cache_is_never_appended_to(tmp_path):
@@ -185,7 +187,7 @@ def test_prepare_starts_over_when_the_query_changes(tmp_path):
     assert len(folder.read_manifest()) == 1
     result = folder.prepare({**QUERY, "tags": "solo"}, FILTERS, 10)
     assert result.started_over and result.posts == 0
-    assert folder.stored() == {} and not list(folder.shards.glob("*.tar")) and (tmp_path / "notes.txt").exists()
+    assert len(folder.stored()) == 0 and not list(folder.shards.glob("*.tar")) and (tmp_path / "notes.txt").exists()
 
 
 def test_ledger_counts_images_not_posts_against_the_limit(tmp_path):
