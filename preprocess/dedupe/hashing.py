@@ -24,7 +24,7 @@ from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, has
 from preprocess.imageio import MAX_FACE_PIXELS
 
 BATCH = 256  # files per hashing task: big enough for a vectorised DCT, small enough to show progress
-IN_FLIGHT = 2  # batches queued per worker: keeps every worker busy without queueing the whole run
+IN_FLIGHT = 64  # batches queued at once (a few MB of places): enough to keep any pool busy, never the whole run
 HASH_VERSION = "phash-dct32-8x8-v1"  # bump when the hash recipe changes: cached hashes are then recomputed
 DIGEST_WIDTH = 64  # hex digits of a sha256
 
@@ -111,17 +111,16 @@ def hashing_pool(workers: int, files: int) -> Iterator[Executor | None]:
 
 
 def bounded_map(pool: Executor | None, fn: Callable, tasks: Iterable[tuple[Any, tuple]]) -> Iterator[tuple[Any, Any]]:
-    """(tag, fn(*args)) for each (tag, args) of `tasks`, in order; at most IN_FLIGHT tasks per worker queued at once
+    """(tag, fn(*args)) for each (tag, args) of `tasks`, in order; at most IN_FLIGHT tasks queued at once
     (Executor.map would queue every task up front)."""
     if pool is None:
         for tag, args in tasks:
             yield tag, fn(*args)
         return
-    window = IN_FLIGHT * max(1, getattr(pool, "_max_workers", 1))
     pending: deque = deque()
     for tag, args in tasks:
         pending.append((tag, pool.submit(fn, *args)))
-        if len(pending) >= window:
+        if len(pending) >= IN_FLIGHT:
             tag, future = pending.popleft()
             yield tag, future.result()
     while pending:

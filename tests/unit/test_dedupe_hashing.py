@@ -119,3 +119,23 @@ def test_components_match_union_find_even_when_folded_in_pieces(monkeypatch):
 def test_same_key_edges_join_equal_keys_only():
     labels = components(5, [same_key_edges(["a", "b", "a", "c", "b"])])
     assert labels.tolist() == [0, 1, 0, 3, 1]
+
+
+def test_batches_go_to_the_pool_a_few_at_a_time_and_come_back_in_order(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from preprocess.dedupe import hashing
+
+    monkeypatch.setattr(hashing, "IN_FLIGHT", 3)
+    taken, queued = [], []
+
+    def tasks():
+        for k in range(20):
+            queued.append(k - len(taken))  # tasks handed out and not yet returned when task k is made
+            yield k, (k,)
+
+    with ThreadPoolExecutor(2) as pool:
+        for tag, result in hashing.bounded_map(pool, lambda x: x * x, tasks()):
+            assert result == tag * tag
+            taken.append(tag)
+    assert taken == list(range(20)) and max(queued) <= 3
