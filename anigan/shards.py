@@ -281,12 +281,22 @@ class Usage:
         return shard in self._offsets
 
     def whole(self, path: Path) -> bool:
-        """Whether every member of the shard at `path` is named (its size says so: no headers read)."""
+        """Whether every member of the shard at `path` is named (its size says so; past the named
+        bytes only tar's end marker may follow, which is read to tell it from a small member)."""
         named = self._bytes.get(path.name, 0)
-        return path.stat().st_size in (named, named + len(END))
+        size = path.stat().st_size
+        return size == named or (size == named + len(END) and ends_with_marker(path))
 
     def shards(self) -> set[str]:
         return set(self._offsets)
+
+
+def ends_with_marker(path: Path) -> bool:
+    """Whether the file ends in tar's end marker. An unnamed member of up to 512 bytes also takes
+    exactly its 1024 bytes (header and one block), so the size alone cannot tell them apart."""
+    with open(path, "rb") as f:
+        f.seek(-len(END), os.SEEK_END)
+        return f.read() == END
 
 
 def cut_tail(folder: str | os.PathLike, prefix: str, usage: Usage) -> int:
@@ -298,7 +308,7 @@ def cut_tail(folder: str | os.PathLike, prefix: str, usage: Usage) -> int:
         return 0
     path = shards.path(names[-1])
     end, size = usage._end[names[-1]], path.stat().st_size
-    if size in (end, end + len(END)) or size < end or shared(path):
+    if size <= end or (size == end + len(END) and ends_with_marker(path)) or shared(path):
         return 0
     with open(path, "r+b") as f:
         f.truncate(end)
