@@ -17,7 +17,7 @@ def write(folder, names_and_data, close: bool):
 def test_a_small_unnamed_last_member_is_cut_not_taken_for_the_end_marker(tmp_path):
     # A killed run wrote a 300-byte member after the named one and no end marker: the file is the
     # named bytes plus exactly 1024 (header and one padded block), the end marker's size.
-    writer, (named, unnamed) = write(tmp_path, [("a.png", b"x" * 2000), ("b.png", b"y" * 300)], close=False)
+    writer, (named, _unnamed) = write(tmp_path, [("a.png", b"x" * 2000), ("b.png", b"y" * 300)], close=False)
     path = tmp_path / named.shard
     usage = Usage()
     usage.add(named)
