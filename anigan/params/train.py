@@ -25,7 +25,7 @@ class TrainParams:
     beta1: float = param(0.5, min=0.0, lt=1.0, help="Adam beta1")
     beta2: float = param(0.999, min=0.0, lt=1.0, help="Adam beta2")
     batch_size: int = param(64, min=1, help="images per step on each training process")
-    iterations: int = param(1200, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
+    iterations: int = param(600, min=1, help="training steps (short name: iterations); raising it resumes a finished run")
     loss: str = param("bce", choices=("bce", "hinge"), help="GAN loss: bce (the paper's, non-saturating) or hinge")
     augment: tuple[str, ...] = param(
         ("color", "translation", "cutout"),
