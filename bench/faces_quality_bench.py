@@ -4,7 +4,7 @@ range of thresholds, and the three detector modes compared on the same images.
     uv run python bench/faces_quality_bench.py --posts 300 --defects 0.3 --cascade models/lbpcascade_animeface.xml
 
 Faces are detected, kept as the stage keeps them (faces.min_face_size, score), matched to the
-truth at IoU 0.5, framed and measured as the stage does (preprocess/faces/framing.py). A filter's
+truth at IoU 0.5 in animeface's framing as faces.json does (preprocess/faces/quality.py, scored_box), framed and measured as the stage does (preprocess/faces/framing.py). A filter's
 precision is the share of the faces it drops that carry its defect; its recall the share of the
 faces with that defect it drops. Prints markdown tables for bench/RESULTS.md.
 """
@@ -25,6 +25,7 @@ from preprocess.faces.crop import square_crop
 from preprocess.faces.detect import make_detector, select_faces
 from preprocess.faces.filters import monochrome_tags
 from preprocess.faces.framing import frame_face, measure_face
+from preprocess.faces.quality import scored_box
 
 GRIDS = {
     "upscale": ("tiny", [1.25, 1.5, 1.75, 2.0, 2.5], "above"),
@@ -59,7 +60,7 @@ def run(posts: int, seed: int, defects: float, cascade: str | None) -> dict:
         for post, image in _images(site):
             kept, _ = select_faces(detector.detect(image), params)
             truth = [f for f in post.faces]
-            pairs = match_boxes([d.box for d in kept], [f.box for f in truth], 0.5)
+            pairs = match_boxes([scored_box({"box": d.box, "detector": d.found_by}) for d in kept], [f.box for f in truth], 0.5)
             matched = dict(pairs)
             for f in truth:
                 if face_side(f.box) >= params.min_face_size:

@@ -73,10 +73,10 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> d
     """
     record: dict = {"image_id": task.image_id, "faces": [], "rejects": [], CROPS: {}}
 
-    def reject(reason: str, detail: str, box=None) -> None:
+    def reject(reason: str, detail: str, face: Detection | None = None) -> None:
         entry = {"image_id": task.image_id, "reason": reason, "detail": detail}
-        if box is not None:
-            entry["box"] = list(box)
+        if face is not None:  # the detector too: each frames faces its own way (quality.scored_box)
+            entry["box"], entry["detector"] = list(face.box), face.found_by or detector.name
         record["rejects"].append(entry)
 
     try:
@@ -90,16 +90,16 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> d
         return record
     kept, dropped = select_faces(found, params)
     for d, reason, detail in dropped:
-        reject(reason, detail, d.box)
+        reject(reason, detail, d)
     placed = []
     for d in kept:
         crop = square_crop(d.box, params.margin, image.size, params.border)
         if crop is None:
-            reject("at_border", "the crop would pass the image edge (faces.border: skip)", d.box)
+            reject("at_border", "the crop would pass the image edge (faces.border: skip)", d)
             continue
         fid = face_id(task.image_id, crop)
         if any(p[1] == fid for p in placed):
-            reject("duplicate_crop", f"same crop as face {fid}", d.box)
+            reject("duplicate_crop", f"same crop as face {fid}", d)
             continue
         placed.append((d, fid, crop))
     framed = []
@@ -109,7 +109,7 @@ def process_image(task: ImageTask, params: FacesParams, detector: Detector) -> d
         measures = measure_face(image, d.box, framing, params.margin, params.size)
         verdict = check_face(measures, task.tags, params)
         if verdict is not None:
-            reject(*verdict, d.box)
+            reject(*verdict, d)
             continue
         framed.append((d, fid, crop, framing, measures))
     for d, fid, crop, framing, measures in framed:

@@ -1,4 +1,7 @@
-"""The real detectors on the demo booru's drawings: the offline pipeline depends on animeface seeing them."""
+"""The real detectors on the demo booru's drawings: the offline pipeline depends on animeface seeing
+them, and every detector mode (animeface, cascade, both) is measured on them with a minimum recall
+and precision. Boxes are scored in animeface's framing, as faces.json scores them
+(preprocess/faces/quality.py, scored_box)."""
 
 import io
 from pathlib import Path
@@ -6,11 +9,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from anigan.params.faces import FacesParams
 from preprocess.boxes import match_boxes
+from preprocess.faces.quality import scored_box
 
 MIN_SIDE = 64  # faces this big and up must be found
 IOU = 0.5
 CASCADE = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "lbpcascade_animeface.xml"
+needs_cascade = pytest.mark.skipif(not CASCADE.exists(), reason=f"no cascade file at {CASCADE.name} in the shared models folder")
+# Measured on these 60 posts (seed 0): the cascade found 23 of 34 faces (0.68) with no false one;
+# both found 34 of 34 at precision 0.96. The floors leave headroom of several faces.
+CASCADE_RECALL, CASCADE_PRECISION = 0.5, 0.85
+BOTH_RECALL, BOTH_PRECISION = 0.9, 0.85
 FORMAT_KINDS = ("grayscale", "rgba", "cmyk", "animated_gif")
 COPY_KINDS = ("md5_mismatch", "near_duplicate_jpeg", "near_duplicate_resized", "near_duplicate_shifted")
 
@@ -72,18 +82,40 @@ def test_faces_in_odd_formats_are_found_once_converted_to_rgb(demo_site):
     assert found == big, f"{found}/{big}"
 
 
-@pytest.mark.skipif(not CASCADE.exists(), reason=f"no cascade file at {CASCADE.name} in the shared models folder")
-def test_cascade_runs_on_the_drawings(demo_site, record_property):
-    """The lbpcascade cascade is trained on real art; on these drawings its recall is only measured, not required."""
-    from preprocess.faces.detect import CascadeDetector
+def _detector_boxes(detector):
+    """image -> the detector's boxes in animeface's framing (a cascade box is wider)."""
+    return lambda image: [scored_box({"box": d.box, "detector": d.found_by}) for d in detector.detect(image)]
 
-    detector = CascadeDetector(CASCADE, min_neighbors=5, min_size=24)
+
+def _assert_finds(name, scenes, detect, min_recall, min_precision):
+    found, big, true_detections, detections = _score(scenes, detect)
+    recall, precision = found / big, true_detections / max(detections, 1)
+    message = f"{name}: {found}/{big} faces >= {MIN_SIDE} px at IoU >= {IOU} (recall {recall:.2f}), precision {precision:.2f} over {len(scenes)} scene posts"
+    print(message)
+    assert big >= 30, message
+    assert recall >= min_recall, message
+    assert precision >= min_precision, message
+
+
+@pytest.mark.slow
+@needs_cascade
+def test_cascade_finds_the_drawn_faces(demo_site):
+    """The lbpcascade cascade, trained on real art, finds the drawings too: they are drawn as line art."""
+    from preprocess.faces.detect import make_detector
+
+    detector = make_detector(FacesParams(detector="cascade", cascade_path=str(CASCADE), min_face_size=24))
     scenes = _scenes(demo_site)
     for post, image in scenes:
         for x, y, w, h in (d.box for d in detector.detect(image)):
             assert 0 <= x and 0 <= y and x + w <= post.width and y + h <= post.height
-    found, big, true_detections, detections = _score(scenes, lambda image: [d.box for d in detector.detect(image)])
-    record_property("cascade_recall", f"{found}/{big}")
-    record_property("cascade_precision", f"{true_detections}/{detections}")
-    print(f"lbpcascade_animeface: {found}/{big} faces >= {MIN_SIDE} px at IoU >= {IOU}, {true_detections}/{detections} detections on drawn faces")
-    assert big >= 30
+    _assert_finds("lbpcascade_animeface", scenes, _detector_boxes(detector), min_recall=CASCADE_RECALL, min_precision=CASCADE_PRECISION)
+
+
+@pytest.mark.slow
+@needs_cascade
+def test_both_finds_at_least_what_animeface_finds(demo_site):
+    from preprocess.faces.detect import make_detector
+
+    detector = make_detector(FacesParams(detector="both", cascade_path=str(CASCADE), min_face_size=24))
+    scenes = _scenes(demo_site)
+    _assert_finds("both", scenes, _detector_boxes(detector), min_recall=BOTH_RECALL, min_precision=BOTH_PRECISION)

@@ -323,10 +323,9 @@ def test_cascade_backend_runs_with_the_shared_cascade_file(small_raw, tmp_path):
     out = tmp_path / "faces"
     summary = run_faces(params_for(small_raw, out, detector="cascade", cascade_path=str(SHARED_CASCADE), workers=2))
     assert summary.detector == "cascade" and summary.images > 0 and summary.processed == summary.images
-    # the cascade was trained on real art and finds only some of the drawings: check the shape, not recall
+    # faces.json scores the cascade's wider boxes in animeface's framing, so its hits count as hits
     q = summary.quality["cascade"]
-    assert 0.0 <= q["precision"] <= 1.0 and 0.0 <= q["recall"] <= 1.0
-    assert summary.faces > 0, "the demo drawings are partly visible to the cascade"
+    assert q["truth_faces"] >= 8 and q["recall"] >= 0.4 and q["precision"] >= 0.8, q
     for f in manifest(out):
         assert set(f) == MANIFEST_KEYS and f["detector"] == "cascade" and f["score"] == 1.0
         assert f["face_id"] == face_id(f["image_id"], f["crop"]) and f"{f['face_id']}.png" in crop_files(out)

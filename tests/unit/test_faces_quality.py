@@ -63,3 +63,17 @@ def test_colour_accuracy_is_measured_on_matched_faces_with_both_colours():
 def test_empty_input_makes_no_mistakes():
     q = detection_quality([], 0.5)
     assert q.precision == 1.0 and q.recall == 1.0 and q.hair_accuracy is None
+
+
+def test_a_cascade_box_is_scored_in_animefaces_framing():
+    """The cascade frames a face 1.5 times wider on the same centre: that alone is no miss."""
+    from preprocess.faces.quality import scored_box
+
+    truth = [{"box": [100, 100, 80, 80]}]
+    wide = {"box": [80, 80, 120, 120]}  # the same face, framed as the cascade frames it
+    assert detection_quality([([wide], truth)], 0.5).recall == 0.0  # unknown detector: taken as it is
+    q = detection_quality([([{**wide, "detector": "cascade"}], truth)], 0.5)
+    assert (q.recall, q.precision) == (1.0, 1.0)
+    assert tuple(scored_box({**wide, "detector": "cascade"})) == (100, 100, 80, 80)
+    elsewhere = {"box": [300, 80, 120, 120], "detector": "cascade"}  # a wide box on no face stays a false one
+    assert detection_quality([([elsewhere], truth)], 0.5).precision == 0.0
