@@ -20,6 +20,11 @@ compiles DVC's modules again), the bytes under data/ (`data_bytes`) and
 the bytes DVC's cache adds on disk (`cache_bytes`: blocks of cache files not shared by a hard
 link with the workspace).
 
+`--grow 0.01` (synthetic only) then adds 1% more pictures to the imported folder, as a second
+crawl that finds new posts would, and runs the four stages again: `grow` holds their figures and
+the lines in which faces and dedupe say what they did (images processed against unchanged, hashes
+reused), to show that the rerun works on the new posts, not on every old image again.
+
 `--synthetic N` writes N small pictures (a demo portrait of its own on a backdrop of its own,
 160 px) into a folder and imports them with `crawl.source = folder`: no server, no scene
 drawing, so sizes far beyond the demo booru's fit this machine.
@@ -105,11 +110,15 @@ def sh(args: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
-def measured(args: list[str], cwd: Path, extra: dict[str, str] | None = None) -> dict:
+def measured(args: list[str], cwd: Path, extra: dict[str, str] | None = None, said: tuple[str, ...] = ()) -> dict:
+    """The command's figures; with `said`, also its output lines containing any of those words."""
     proc = subprocess.run([sys.executable, "-c", MEASURE, *args], check=False, cwd=cwd, env=env(extra), capture_output=True, text=True)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
     if result.pop("code"):
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+    if said:
+        result["said"] = [line for line in lines[:-1] if any(word in line for word in said)]
     return result
 
 
@@ -135,7 +144,7 @@ def backdrop(rng, side: int):
     return np.clip(cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
 
 
-def synthetic_folder(folder: Path, n: int) -> None:
+def synthetic_folder(folder: Path, n: int, start: int = 0) -> None:
     """N distinct small pictures: one drawn face each (animeface finds most), PNG, 160 px.
 
     Each post draws its own portrait (seed = post number) on a backdrop of its own, at an offset
@@ -148,8 +157,8 @@ def synthetic_folder(folder: Path, n: int) -> None:
 
     from crawler.demo.generator import portrait
 
-    folder.mkdir(parents=True)
-    for i in range(n):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, n):
         rng = np.random.default_rng(i + 1)
         face = np.asarray(portrait(i + 1, 128))
         pixels = backdrop(rng, SYNTHETIC_SIDE)
@@ -185,7 +194,11 @@ def cache_bytes(cache: Path, workspace: Path) -> int:
     return total
 
 
-def run(posts: int | None, synthetic: int | None, keep: bool) -> dict:
+# Output lines that say how much of the input a rerun worked on.
+RERUN_WORDS = ("processed", "hashes reused", "hashed", "new this run")
+
+
+def run(posts: int | None, synthetic: int | None, keep: bool, grow: float = 0.0) -> dict:
     n = synthetic or posts
     work = Path(tempfile.mkdtemp(prefix="anigan-scale-"))
     repo = work / "repo"
@@ -215,12 +228,25 @@ def run(posts: int | None, synthetic: int | None, keep: bool) -> dict:
         for name, path in (("images", "data/raw/crawl.json"), ("faces", "data/faces/faces.json"), ("kept", "data/dedup/dedupe.json")):
             counts[name] = json.loads((repo / path).read_text()).get({"images": "kept", "faces": "faces", "kept": "kept"}[name])
         result["counts"] = counts
+        if grow:
+            result["grow"] = grown(repo, work / "posts", n, max(1, round(n * grow)))
         return result
     finally:
         if keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def grown(repo: Path, posts: Path, n: int, added: int) -> dict:
+    """Add `added` new pictures to the imported folder (a second crawl's new posts) and rerun every stage."""
+    synthetic_folder(posts, n + added, start=n)
+    set_params(repo / "params.yaml", {"demo.posts": n + added, "crawl.limit": n + added})
+    figures: dict = {"added_posts": added, "stages": {}}
+    for stage in STAGES:
+        figures["stages"][stage] = measured(["dvc", "repro", "-s", stage], repo, said=RERUN_WORDS)
+        print("grow", stage, figures["stages"][stage], flush=True)
+    return figures
 
 
 def noop(repo: Path, pycache: Path) -> dict:
@@ -253,8 +279,11 @@ def main() -> None:
     size.add_argument("--synthetic", type=int, help="generated posts imported from a folder")
     parser.add_argument("--out", required=True, help="JSON file for the figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repo")
+    parser.add_argument("--grow", type=float, default=0.0, help="then add this share of new posts and rerun (synthetic only): 0.01 for 1%%")
     args = parser.parse_args()
-    result = run(args.posts, args.synthetic, args.keep)
+    if args.grow and not args.synthetic:
+        parser.error("--grow needs --synthetic (a bigger demo booru is another site, crawled afresh)")
+    result = run(args.posts, args.synthetic, args.keep, args.grow)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
