@@ -309,7 +309,7 @@ def _bangs(pen: _Pen, s: FaceStyle, hair) -> None:
 
 def _eyes(pen: _Pen, s: FaceStyle, iris) -> None:
     """Tall eyes as anime draws them: a heavy upper lash line with a flick at the outer corner, an
-    iris filling the opening and darker at its top, a dark pupil, two highlights, a short lower lash.
+    iris filling the opening, a dark pupil, two highlights, a short lower lash.
     """
     dark = (20, 15, 15)
     for side in (-1, 1):
@@ -318,7 +318,6 @@ def _eyes(pen: _Pen, s: FaceStyle, iris) -> None:
         ex, ey = side * s.eye_spacing * (1 - 0.5 * abs(s.turn)) + s.turn, s.eye_height
         pen.ellipse(ex, ey, ax, ay, (255, 255, 255))
         pen.ellipse(ex, ey + 0.02, ax * 0.82, ay * 0.95, iris)
-        pen.ellipse(ex, ey - ay * 0.25, ax * 0.82, ay * 0.6, _shade(iris, 0.55), start=180, end=360)
         pen.ellipse(ex, ey + 0.04, ax * 0.4, ay * 0.5, (30, 20, 20))
         pen.ellipse(ex - ax * 0.35, ey - ay * 0.3, 0.06, 0.06, (255, 255, 255))
         pen.ellipse(ex + ax * 0.3, ey + ay * 0.35, 0.03, 0.03, (255, 255, 255))
