@@ -69,6 +69,7 @@ class FaceStyle:
     turn: float = 0.0  # the face turned sideways: features move this far right (negative: left)
     frame_locks: float = 0.0  # width of the locks hanging in front of the cheeks (0: none)
     frame_length: float = 0.6  # how far down they reach
+    line_width: float = 0.11  # the outline's stroke, half of it outside the silhouette: line weight differs between artists
 
     def __post_init__(self) -> None:
         if len(self.lock_depths) != self.locks:
@@ -105,6 +106,7 @@ class FaceStyle:
             turn=float(rng.uniform(-0.28, 0.28)),
             frame_locks=float(rng.choice([0.0, rng.uniform(0.1, 0.3)])),
             frame_length=float(rng.uniform(0.3, 1.0)),
+            line_width=float(rng.uniform(0.08, 0.15)),
         )
 
 
@@ -372,7 +374,7 @@ def draw_face(img: np.ndarray, cx: float, cy: float, r: float, hair: str, eyes: 
     pen = _Pen(img, cx, cy, r, s.tilt)
     hair_bgr = _shade(HAIR_BGR[hair], s.hair_shade)
     line = tuple(int(c * 0.35) for c in hair_bgr)
-    outline = pen.outlining(line, pen.width(0.11, least=2))
+    outline = pen.outlining(line, pen.width(s.line_width, least=2))
     back = _shade(hair_bgr, s.back_shade)
     _back_hair(outline, s, back)
     _back_hair(pen, s, back)
