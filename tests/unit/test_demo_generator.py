@@ -158,7 +158,9 @@ def test_near_duplicates_look_like_their_original_but_differ_in_bytes(demo_site,
         # For scale: the same comparison against an unrelated scene post.
         other = next(p for p in demo_site.posts if p.kind == "scene" and p.post_id not in (post.post_id, original.post_id, original.duplicate_of))
         far = np.abs(_pixels(other.data, size) - _pixels(original.data, size)).mean()
-        assert close < 8, f"{kind}: mean difference {close:.1f}"
+        # a shift moves every edge, and line art has many: a 4x3 px shift differs by about 9 on the
+        # outlined drawings (5 on the flat ones), against 55 for another post
+        assert close < 12, f"{kind}: mean difference {close:.1f}"
         assert close < far / 3
 
 
