@@ -121,7 +121,9 @@ def face_box(cx: float, cy: float, r: float, style: FaceStyle | None = None) -> 
     animeface's box is square, from the bangs to below the chin, and it follows the eyes: its side
     grows with the span of the eyes and their height above the chin, its centre moves with a turned
     face and turns with a tilted head. The coefficients are a least-squares fit on 556 detections
-    of single drawn faces (residual spread: 0.22 r in side, 0.08 r in centre).
+    of single drawn faces (residual spread: 0.22 r in side, 0.08 r in centre), made before the
+    drawings had outlines; on the outlined ones animeface's boxes still overlap it by IoU 0.78 at
+    the median (0.82 before), and 99% by 0.5 or more, so it was not refitted.
     """
     s = style or FaceStyle()
     span = 2 * s.eye_spacing + 0.34 * s.eye_scale  # from the outer corner of one eye to the other's
