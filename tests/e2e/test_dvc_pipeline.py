@@ -21,6 +21,8 @@ PIPELINE_OUTPUTS = {"data", "runs", "dvc_plots", "models"}
 # Tiny but real: the demo booru, a few dozen posts, a few training steps at 32 px.
 TINY = {
     "iterations": 12,
+    # A few dozen faces: at the default 0.1 a hash-based split can leave the test side empty by chance.
+    "test_ratio": 0.3,
     "demo": {"posts": 40},
     "crawl": {"limit": 40},
     "split": {"image_size": 32},

@@ -217,10 +217,16 @@ def test_the_command_prints_its_url_serves_the_page_and_stops_cleanly_on_ctrl_c(
         status, kind, body = get(url)
         assert (status, kind) == (200, "text/html; charset=utf-8") and b'<option value="pink">' in body
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
+        # communicate() drains stderr while waiting: a child blocked on a full stderr pipe never exits.
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"serve did not stop within 60 s of Ctrl-C; its stderr ends:\n{stderr[-3000:]}")
+        assert process.returncode == 0, stderr[-3000:]
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    stderr = process.stderr.read()
     assert "serving ACGAN faces from" in stderr and "4 hair and 3 eye colours" in stderr and "Traceback" not in stderr
