@@ -66,25 +66,26 @@ def site():
     return generate_site(0, POSTS)
 
 
+def redis_crawl_settings(out, base_url, redis_url, key) -> dict:
+    """The params of one redis-scheduled crawl process into `out`, as overrides."""
+    return {
+        "paths.raw": str(out),
+        "crawl.base_url": base_url,
+        "crawl.scheduler": "redis",
+        "crawl.redis_url": redis_url,
+        "crawl.redis_key": key,
+        "crawl.redis_wait": 0.5,
+        "crawl.page_size": 10,
+        "crawl.concurrency": 2,
+        "crawl.limit": 1000,
+        "crawl.ratings": ALL_RATINGS,
+        "crawl.retry_backoff": 0.0,
+    }
+
+
 def worker_params(out, base_url, redis_url, key, **crawl):
-    return load_params(
-        None,
-        {
-            "paths.raw": str(out),
-            "demo.posts": POSTS,
-            "crawl.base_url": base_url,
-            "crawl.scheduler": "redis",
-            "crawl.redis_url": redis_url,
-            "crawl.redis_key": key,
-            "crawl.redis_wait": 0.5,
-            "crawl.page_size": 10,
-            "crawl.concurrency": 2,
-            "crawl.limit": 1000,
-            "crawl.ratings": ALL_RATINGS,
-            "crawl.retry_backoff": 0.0,
-            **{f"crawl.{k}": v for k, v in crawl.items()},
-        },
-    )
+    settings = redis_crawl_settings(out, base_url, redis_url, key) | {"demo.posts": POSTS}
+    return load_params(None, settings | {f"crawl.{k}": v for k, v in crawl.items()})
 
 
 def merged(*outs) -> tuple[Counter, Counter]:
@@ -173,20 +174,8 @@ def test_an_unreachable_redis_is_one_clear_error(tmp_path):
 
 def cli_crawl(out, base_url, redis_url, key) -> subprocess.Popen:
     """`anigan crawl` in a process of its own, as a user starts one on each machine."""
-    settings = {
-        "paths.raw": out,
-        "crawl.base_url": base_url,
-        "crawl.scheduler": "redis",
-        "crawl.redis_url": redis_url,
-        "crawl.redis_key": key,
-        "crawl.redis_wait": 0.5,
-        "crawl.page_size": 10,
-        "crawl.concurrency": 2,
-        "crawl.limit": 1000,
-        "crawl.ratings": "[" + ",".join(ALL_RATINGS) + "]",
-        "crawl.retry_backoff": 0.0,
-        "crawl.shard_size": 4,  # several shards a process
-    }
+    settings = redis_crawl_settings(out, base_url, redis_url, key) | {"crawl.shard_size": 4}  # several shards a process
+    settings["crawl.ratings"] = "[" + ",".join(ALL_RATINGS) + "]"  # as typed after -S
     args = [a for k, v in settings.items() for a in ("-S", f"{k}={v}")]
     anigan = str(Path(sys.executable).with_name("anigan"))
     return subprocess.Popen([anigan, *args, "crawl"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
