@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -78,6 +79,11 @@ def serve_command(ctx: AniganContext, checkpoint: str | None, host: str, port: i
         f"serving {maker.meta['model'].upper()} faces from {maker.checkpoint} (iteration {maker.meta['iteration']}{colours}) on {maker.device}; Ctrl-C stops",
         err=True,
     )
+    # Ctrl-C (or SIGTERM) stops even in a process started with SIGINT ignored or blocked, as some
+    # job runners and background shells start their children.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
