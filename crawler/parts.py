@@ -64,6 +64,13 @@ def shard_files(shards: Path) -> Iterator[Path]:
         yield from (p for p in shards.iterdir() if _ANY_SHARD.match(p.name))
 
 
+# A raw folder's file names; a part is laid out the same way (crawler.rawfolder uses these too).
+SHARDS = "shards"
+MANIFEST = "manifest.jsonl"
+REJECTS = "rejects.jsonl"
+STATE = "crawl_state.json"
+
+
 @dataclass(frozen=True)
 class Part:
     """One part folder under `parts/`."""
@@ -76,19 +83,19 @@ class Part:
 
     @property
     def shards(self) -> Path:
-        return self.root / "shards"
+        return self.root / SHARDS
 
     @property
     def manifest(self) -> Path:
-        return self.root / "manifest.jsonl"
+        return self.root / MANIFEST
 
     @property
     def rejects(self) -> Path:
-        return self.root / "rejects.jsonl"
+        return self.root / REJECTS
 
     @property
     def state(self) -> Path:
-        return self.root / "crawl_state.json"
+        return self.root / STATE
 
     def query(self) -> dict | None:
         """The query the part was filled with, when it says."""

@@ -39,19 +39,15 @@ from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_
 from crawler.filters import Filters
 from crawler.items import TRANSIENT_REASONS
 from crawler.keys import IMAGE, POST, Column, KeySet, image_digest, post_digest
-from crawler.parts import PARTS, PREFIX, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
+from crawler.parts import MANIFEST, PARTS, PREFIX, REJECTS, SHARDS, STATE, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
 from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Filters", "Ledger", "RawFolder", "Reconciled", "post_key"]
 
-SHARDS = "shards"
 DEFAULT_SHARD_SIZE = 2000
-MANIFEST = "manifest.jsonl"
-REJECTS = "rejects.jsonl"
 SUMMARY = "crawl.json"
-STATE = "crawl_state.json"
 GROUND_TRUTH = "ground_truth.jsonl"
 WALK = "listing.json"
 
