@@ -8,6 +8,7 @@ every `log_every` steps, so the host never waits for the device in between.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -169,6 +170,7 @@ class Trainer:
         self.amp = p.amp and device.type == "cuda"
 
         self.nets = self._build_nets()
+        self.compile_unproven = p.compile
         # Ranks on the CPU each hold their copy in the one host memory; on GPUs each has its own device.
         copies = group.local_world_size if device.type == "cpu" else 1
         on_device = fits_on_device(images.nbytes, device, p.data_on_device, copies)
@@ -345,7 +347,7 @@ class Trainer:
             if real_labels is not None:
                 # The generator is asked for colours as often as the training set has them.
                 labels = StepLabels(real_labels, self.batches.random_labels(p.batch_size, self.noise), p.class_weight)
-            self.window += train_step(self.nets, real, z, p.loss, self.amp, self.group.distributed, self.augment, labels)
+            self.window += self._step(real, z, labels)
             if self.nets.ema is not None:
                 self.nets.ema.update(self.nets.generator, it)
             self.window_steps += 1
@@ -363,6 +365,49 @@ class Trainer:
                 self._checkpoint()
             if read:  # the next window's speed counts training only, not this sample or checkpoint
                 window_started, window_from = time.perf_counter(), it
+
+    def _step(self, real: torch.Tensor, z: torch.Tensor, labels: StepLabels | None) -> torch.Tensor:
+        def step() -> torch.Tensor:
+            return train_step(self.nets, real, z, self.p.loss, self.amp, self.group.distributed, self.augment, labels)
+
+        if not self.compile_unproven:
+            return step()
+        # The first step through torch.compile is where compiling happens and where it fails: on CUDA
+        # (an H200, torch 2.11) the compiled backward stops on a stride assertion in inductor
+        # (pytorch/pytorch#171622). Then the step is redone without compiling, from the state before it.
+        self.compile_unproven = False
+        before = self._step_state()
+        try:
+            return step()
+        except Exception as error:  # noqa: BLE001 - any failure of the compiled models; a real bug fails again below
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log.warning("train.compile: the compiled models failed at their first step on %s (%s); training goes on without torch.compile", self.device.type, reason[:200])
+            self._restore_step_state(before)
+            self.nets = dataclasses.replace(
+                self.nets,
+                generator_step=getattr(self.nets.generator_step, "_orig_mod", self.nets.generator_step),
+                discriminator_step=getattr(self.nets.discriminator_step, "_orig_mod", self.nets.discriminator_step),
+            )
+            return step()
+
+    def _step_state(self) -> dict[str, Any]:
+        """What one training step changes, copied: weights, batch-norm statistics, optimizer moments, augmentation draws."""
+        return copy.deepcopy({
+            "generator": self.nets.generator.state_dict(),
+            "discriminator": self.nets.discriminator.state_dict(),
+            "optimizer_g": self.nets.optimizer_g.state_dict(),
+            "optimizer_d": self.nets.optimizer_d.state_dict(),
+            "augment": self.augment_rng.get_state(),
+        })
+
+    def _restore_step_state(self, state: dict[str, Any]) -> None:
+        self.nets.generator.load_state_dict(state["generator"])
+        self.nets.discriminator.load_state_dict(state["discriminator"])
+        self.nets.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.nets.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.augment_rng.set_state(state["augment"])
+        for net in (self.nets.generator, self.nets.discriminator):
+            net.zero_grad(set_to_none=True)
 
     def _read_window(self, window_from: int, window_started: float) -> bool:
         """Read the summed stats back (the only host sync), check them, log them; returns 'stop now'."""

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from click.testing import CliRunner
 from PIL import Image
 
@@ -270,3 +271,40 @@ def test_compiled_models_train_and_checkpoint_the_plain_weights(tiny_dataset, tm
     train(tiny_dataset, tmp_path / "run", iterations=4, **{"train.compile": True, "train.deterministic": False})
     generator, meta = load_generator(tmp_path / "run", "cpu")  # no "_orig_mod." prefixes in the keys
     assert meta["iteration"] == 4 and generator(torch.randn(2, 8, 1, 1)).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_compiled_training_on_cuda_finishes(tiny_dataset, tmp_path):
+    # On an H200 with torch 2.11 the compiled backward stopped on a stride assertion (pytorch/pytorch#171622):
+    # the run must still finish, compiled or not.
+    summary = train(tiny_dataset, tmp_path / "run", iterations=4, **{"train.compile": True, "train.deterministic": False, "train.device": "cuda"})
+    assert summary.device.startswith("cuda") and summary.iteration == 4
+    assert all(np.isfinite(value) for value in summary.metrics.values())
+
+
+class CompiledThatFailsAtThirdCall(nn.Module):
+    """Stands in for torch.compile's module where compiling fails: the real module runs (so weights,
+    batch-norm statistics and optimizer moments have moved, as they had when the real failure came),
+    then its third call raises. D is called three times in a step, after its optimizer's step."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self._orig_mod = module
+        self.calls = 0
+
+    def forward(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 3:
+            raise AssertionError("expected size 16==16, stride 16==1 at dim=1 (a compiled backward)")
+        return self._orig_mod(*args, **kwargs)
+
+
+def test_models_that_fail_to_compile_train_as_if_never_compiled(tiny_dataset, tmp_path, monkeypatch, caplog):
+    plain = train(tiny_dataset, tmp_path / "plain", iterations=4)
+    monkeypatch.setattr(torch, "compile", CompiledThatFailsAtThirdCall)
+    with caplog.at_level("WARNING"):
+        fallen_back = train(tiny_dataset, tmp_path / "fallen-back", iterations=4, **{"train.compile": True})
+    assert "failed at their first step" in caplog.text and "goes on without torch.compile" in caplog.text
+    for name in ("loss_D", "loss_G", "D_x", "D_G_z"):
+        assert fallen_back.metrics[name] == plain.metrics[name]
+    assert_same_training_state(tmp_path / "plain" / "checkpoints" / "latest.pt", tmp_path / "fallen-back" / "checkpoints" / "latest.pt")
