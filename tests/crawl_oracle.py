@@ -7,6 +7,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from anigan.params import Params, load_params
+
 ALL_RATINGS = ["general", "sensitive", "questionable", "explicit"]
 # What each planted bad file must be refused as (forbidden posts: "robots").
 REASON_BY_KIND = {
@@ -17,6 +19,21 @@ REASON_BY_KIND = {
     "too_small": "too_small",
     "md5_mismatch": "md5_mismatch",
 }
+
+
+def crawl_params(out: Path, base_url: str, **crawl) -> Params:
+    """Params of a test crawl of `base_url` into `out`: every rating, up to 1,000 posts, 10 a page,
+    no pause between retries; `crawl` sets more crawl.* keys (shard_size=3, concurrency=2, ...)."""
+    overrides = {
+        "paths.raw": str(out),
+        "crawl.base_url": base_url,
+        "crawl.page_size": 10,
+        "crawl.limit": 1000,
+        "crawl.retry_backoff": 0.0,
+        "crawl.ratings": ALL_RATINGS,
+        **{f"crawl.{key}": value for key, value in crawl.items()},
+    }
+    return load_params(None, overrides)
 
 
 def expected(site, ratings=tuple(ALL_RATINGS), tags=(), min_width=64, min_height=64, max_bytes=None, api_sizes=True):

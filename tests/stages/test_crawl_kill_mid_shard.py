@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from anigan.ids import sha256_hex
-from anigan.params import load_params
 from anigan.shards import Member, ShardFolder, read_member
 from crawler.crawl import CrawlRun, run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DemoBooru, Faults
 from crawler.rawfolder import PREFIX, SHARDS
-from tests.crawl_oracle import ALL_RATINGS, read
+from tests.crawl_oracle import crawl_params, read
 
 POSTS = 30
 SHARD_SIZE = 3  # many shards, so the kill lands with one open
@@ -25,19 +24,7 @@ PLACE = ("fetched_at", "shard", "offset")  # where and when, not what: differ be
 
 
 def make_params(out: Path, base_url: str):
-    return load_params(
-        None,
-        {
-            "paths.raw": str(out),
-            "crawl.base_url": base_url,
-            "crawl.page_size": 10,
-            "crawl.limit": 1000,
-            "crawl.retry_backoff": 0.0,
-            "crawl.ratings": ALL_RATINGS,
-            "crawl.concurrency": 2,
-            "crawl.shard_size": SHARD_SIZE,
-        },
-    )
+    return crawl_params(out, base_url, concurrency=2, shard_size=SHARD_SIZE)
 
 
 def manifest(out: Path, base_url: str) -> list[dict]:

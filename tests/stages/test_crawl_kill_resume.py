@@ -10,22 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from anigan.params import load_params
 from crawler.adapters import DIALECTS
 from crawler.crawl import CrawlRun, run_crawl
 from crawler.demo.generator import generate_site
 from crawler.demo.server import DemoBooru, Faults
-from tests.crawl_oracle import ALL_RATINGS, file_requests, read
+from tests.crawl_oracle import crawl_params, file_requests, read
 
 POSTS = 60
 PAGE = 5
 
 
 def make_params(out: Path, base_url: str):
-    return load_params(None, {
-        "paths.raw": str(out), "crawl.base_url": base_url, "crawl.page_size": PAGE, "crawl.limit": 1000,
-        "crawl.retry_backoff": 0.0, "crawl.ratings": ALL_RATINGS, "crawl.concurrency": 2,
-    })
+    return crawl_params(out, base_url, page_size=PAGE, concurrency=2)
 
 
 def manifest_without_times(out: Path, base_url: str) -> list[dict]:

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 
 from anigan.errors import UserError
-from anigan.params import load_params
 from anigan.params.schema import ParamsError
 from crawler.crawl import run_crawl
 from crawler.demo.generator import COPYRIGHT_TAG, generate_site
 from crawler.demo.server import DEMO_API_KEY, DEMO_USER_ID, LIKE, DemoBooru, Faults
-from tests.crawl_oracle import ALL_RATINGS, expected, file_requests, read
+from tests.crawl_oracle import crawl_params, expected, file_requests, read
 
 POSTS = 40
 REPO = Path(__file__).resolve().parents[2]
@@ -32,19 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def site():
     return generate_site(0, POSTS)
-
-
-def make_params(out: Path, base_url: str, **crawl):
-    overrides = {
-        "paths.raw": str(out),
-        "crawl.base_url": base_url,
-        "crawl.page_size": 10,
-        "crawl.limit": 1000,
-        "crawl.retry_backoff": 0.0,
-        "crawl.ratings": ALL_RATINGS,
-        **{f"crawl.{key}": value for key, value in crawl.items()},
-    }
-    return load_params(None, overrides)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -69,7 +55,7 @@ def test_danbooru_robots_txt_stops_the_crawl_before_any_listing_request(tmp_path
     no_booru_account(monkeypatch)
     with DemoBooru(site, quirks=LIKE["danbooru.donmai.us"]) as booru:
         with pytest.raises(UserError) as refused:
-            run_crawl(make_params(tmp_path / "raw", booru.url, source="danbooru"))
+            run_crawl(crawl_params(tmp_path / "raw", booru.url, source="danbooru"))
         assert booru.requests["/posts.json"] == 0 and booru.requests["/robots.txt"] >= 1
     line = str(refused.value)
     assert "\n" not in line
@@ -100,7 +86,7 @@ def test_gelbooru_without_credentials_is_a_configuration_error_not_retried(tmp_p
     no_booru_account(monkeypatch)
     with DemoBooru(site, quirks=LIKE["gelbooru.com"]) as booru:
         with pytest.raises(UserError) as refused:
-            run_crawl(make_params(tmp_path / "raw", booru.url, source="gelbooru", retries=3))
+            run_crawl(crawl_params(tmp_path / "raw", booru.url, source="gelbooru", retries=3))
         assert booru.requests["/index.php"] == 1  # refused once, not retried
     line = str(refused.value)
     assert "HTTP 401" in line and "Missing authentication" in line  # the server's own words
@@ -113,7 +99,7 @@ def test_gelbooru_with_its_account_crawls_escaped_tags_unescaped(tmp_path, site,
     monkeypatch.setenv("ANIGAN_BOORU_LOGIN", DEMO_USER_ID)
     monkeypatch.setenv("ANIGAN_BOORU_API_KEY", DEMO_API_KEY)
     with DemoBooru(site, quirks=LIKE["gelbooru.com"]) as booru:
-        summary = run_crawl(make_params(tmp_path / "raw", booru.url, source="gelbooru"))
+        summary = run_crawl(crawl_params(tmp_path / "raw", booru.url, source="gelbooru"))
     assert summary.stopped == "finished"
     want, _ = expected(site)
     records = read(tmp_path / "raw", "manifest.jsonl")
@@ -164,14 +150,14 @@ def test_page_sizes_above_what_the_site_serves_are_refused_naming_the_key(tmp_pa
         assert booru.requests == Counter()
     assert refused.returncode == 2 and "crawl.page_size = 150" in refused.stderr and "at most 100" in refused.stderr
     with pytest.raises(ParamsError, match="crawl.page_size = 1001"):
-        make_params(tmp_path / "x", "http://127.0.0.1:1", source="safebooru", page_size=1001)
-    assert make_params(tmp_path / "x", "http://127.0.0.1:1", source="safebooru", page_size=1000).crawl.page_size == 1000
+        crawl_params(tmp_path / "x", "http://127.0.0.1:1", source="safebooru", page_size=1001)
+    assert crawl_params(tmp_path / "x", "http://127.0.0.1:1", source="safebooru", page_size=1000).crawl.page_size == 1000
 
 
 def test_gelbooru_pages_past_its_depth_cap_by_id_keyset(tmp_path, site):
     # The cap at 25 results: pid paging (10 a page) would end after 20 posts, as if finished.
     with DemoBooru(site, quirks=replace(LIKE["safebooru.org"], depth_cap=25)) as booru:
-        summary = run_crawl(make_params(tmp_path / "raw", booru.url, source="safebooru"))
+        summary = run_crawl(crawl_params(tmp_path / "raw", booru.url, source="safebooru"))
         listings = list(booru.listings)
     assert summary.stopped == "finished"
     assert kept_ids(tmp_path / "raw") == expected(site)[0]
@@ -182,7 +168,7 @@ def test_gelbooru_pages_past_its_depth_cap_by_id_keyset(tmp_path, site):
 def test_a_listing_cut_short_by_the_site_is_incomplete_and_exits_1(tmp_path, site):
     # A cap below one page: the site reports 40 results and returns none.
     with DemoBooru(site, quirks=replace(LIKE["safebooru.org"], depth_cap=5)) as booru:
-        summary = run_crawl(make_params(tmp_path / "raw", booru.url, source="safebooru"))
+        summary = run_crawl(crawl_params(tmp_path / "raw", booru.url, source="safebooru"))
         assert summary.stopped == "incomplete" and "reports 40 results" in summary.cut_short
         result = cli("crawl", "--source", "safebooru", "--base-url", booru.url, "--out", str(tmp_path / "raw2"))
     assert result.returncode == 1 and "incomplete" in result.stdout and "cut short" in result.stdout
@@ -198,7 +184,7 @@ def test_a_failed_listing_page_exits_1_saying_to_run_again(tmp_path, site):
 
 def test_restricted_video_and_zip_posts_are_skipped_with_their_reason(tmp_path, site):
     with DemoBooru(site, quirks=replace(LIKE["danbooru.donmai.us"], robots_txt="User-agent: *\nDisallow: /forbidden/\n")) as booru:
-        summary = run_crawl(make_params(tmp_path / "raw", booru.url, source="danbooru"))
+        summary = run_crawl(crawl_params(tmp_path / "raw", booru.url, source="danbooru"))
     assert summary.skipped["no_file_url"] > 0 and summary.skipped["not_an_image_post"] > 0
     hidden = {p.post_id for p in site.posts if p.post_id % 9 == 0 or p.post_id % 11 == 0 or p.post_id % 13 == 0}
     assert kept_ids(tmp_path / "raw") == expected(site)[0] - hidden
@@ -208,13 +194,13 @@ def test_restricted_video_and_zip_posts_are_skipped_with_their_reason(tmp_path, 
 def test_a_file_answered_403_is_tried_again_by_the_next_run(tmp_path, site):
     out = tmp_path / "raw"
     with DemoBooru(site, faults=Faults(challenge_every=4)) as guarded:
-        first = run_crawl(make_params(out, guarded.url))
+        first = run_crawl(crawl_params(out, guarded.url))
         port = guarded.url
     forbidden = {r["post_id"] for r in read(out, "rejects.jsonl") if r["reason"] == "forbidden"}
     assert forbidden and first.stopped == "finished"
     # The same site (same address: same query) without its CDN challenge.
     with DemoBooru(site, port=int(port.rsplit(":", 1)[1])) as calm:
-        run_crawl(make_params(out, calm.url))
+        run_crawl(crawl_params(out, calm.url))
         refetched = file_requests(calm)
     # Each post challenged before now has its own outcome, as if the CDN had never refused it.
     want, rejected = expected(site)
@@ -234,11 +220,11 @@ def test_a_tag_query_with_order_is_refused_before_any_request(tmp_path, site):
 def test_resume_reads_the_newest_pages_then_goes_on_where_it_reached(tmp_path):
     out = tmp_path / "raw"
     with DemoBooru(generate_site(0, 30)) as booru:
-        first = run_crawl(make_params(out, booru.url, limit=8, concurrency=1))
+        first = run_crawl(crawl_params(out, booru.url, limit=8, concurrency=1))
         assert first.stopped == "limit"
         seen = list(booru.listings)
         booru.publish(generate_site(0, 45))  # 15 posts uploaded since, newer than all the others
-        second = run_crawl(make_params(out, booru.url))
+        second = run_crawl(crawl_params(out, booru.url))
         again = list(booru.listings[len(seen):])
     assert second.stopped == "finished"
     # Every post of the grown site was decided (kept or refused), none twice: nothing missed.
