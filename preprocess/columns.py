@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from preprocess.spill import Spill
+
 CHUNK = 16_384  # records turned into arrays at a time: bounds the Python objects alive at once
 
 
@@ -44,13 +46,17 @@ def decode(value: bytes) -> str:
 class ColumnBuilder:
     """Columns filled a record at a time: `add(face_id=..., offset=...)`, then `arrays()`.
 
-    `dtypes` names every column and its numpy dtype ("S" for bytes of any width).
+    `dtypes` names every column and its numpy dtype ("S" for bytes of any width). With `spill`
+    (preprocess.spill.Spill) each chunk goes to a file as it is made and `arrays()` gives maps of
+    the files: memory holds one chunk, not the columns.
     """
 
-    def __init__(self, dtypes: dict[str, Any]) -> None:
+    def __init__(self, dtypes: dict[str, Any], spill: Spill | None = None) -> None:
         self.dtypes = dtypes
+        self.spill = spill
         self._pending: dict[str, list] = {name: [] for name in dtypes}
         self._done: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
+        self._files = {name: _ColumnFile(spill) for name in dtypes} if spill else {}
         self.count = 0
 
     def add(self, **values: Any) -> None:
@@ -62,14 +68,78 @@ class ColumnBuilder:
 
     def _flush(self) -> None:
         for name, dtype in self.dtypes.items():
-            self._done[name].append(np.array(self._pending[name], dtype=dtype))
+            chunk = np.array(self._pending[name], dtype=dtype)
             self._pending[name] = []
+            if self.spill:
+                self._files[name].append(chunk)
+            else:
+                self._done[name].append(chunk)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every column as one array (the builder is spent)."""
         self._flush()
-        # concatenating 'S' chunks of different widths widens to the widest
-        return {name: np.concatenate(parts) if parts else np.array([], dtype=self.dtypes[name]) for name, parts in self._done.items()}
+        if self.spill:
+            return {name: self._files.pop(name).array(np.array([], dtype=dtype)) for name, dtype in self.dtypes.items()}
+        out = {}
+        for name in self.dtypes:
+            parts = self._done.pop(name)  # each column's chunks go as it is joined: one column is ever held twice
+            # concatenating 'S' chunks of different widths widens to the widest
+            out[name] = np.concatenate(parts) if parts else np.array([], dtype=self.dtypes[name])
+            del parts
+        return out
+
+
+class _ColumnFile:
+    """One spilled column, appended a chunk at a time; 'S' chunks of several widths are widened to the widest at the end."""
+
+    def __init__(self, spill: Spill) -> None:
+        self.spill = spill
+        self.path = spill.new_file()
+        self.chunks: list[tuple[np.dtype, int]] = []  # dtype and rows of each chunk, in file order
+        self.shape: tuple[int, ...] = ()
+
+    def append(self, chunk: np.ndarray) -> None:
+        if not len(chunk):
+            return
+        with open(self.path, "ab") as f:
+            f.write(np.ascontiguousarray(chunk).tobytes())
+        self.chunks.append((chunk.dtype, len(chunk)))
+        self.shape = chunk.shape[1:]
+
+    def array(self, empty: np.ndarray) -> np.ndarray:
+        if not self.chunks:
+            return empty
+        rows = sum(n for _, n in self.chunks)
+        dtype = max((d for d, _ in self.chunks), key=lambda d: d.itemsize)
+        if all(d == dtype for d, _ in self.chunks):
+            return self.spill.open(self.path, dtype, (rows, *self.shape))
+        wide = self.spill.new_file()  # rare: an ID longer than those before it
+        with open(self.path, "rb") as f, open(wide, "wb") as out:
+            for d, n in self.chunks:
+                chunk = np.frombuffer(f.read(d.itemsize * n * int(np.prod(self.shape, dtype=np.int64))), dtype=d)
+                out.write(chunk.astype(dtype).tobytes())
+        self.path.unlink()
+        return self.spill.open(wide, dtype, (rows, *self.shape))
+
+
+def keep_rows(columns: dict[str, Any], rows: np.ndarray, spill: Spill | None = None) -> None:
+    """Restrict each numpy column of `columns` (an object's `vars`) to `rows`, in that order, in place.
+
+    Columns are replaced one at a time, so the old and new tables are never both held whole;
+    every row in order changes nothing and copies nothing. With `spill`, a spilled column's rows
+    go to a new spilled column.
+    """
+    rows = np.asarray(rows)
+    n = next((len(v) for v in columns.values() if isinstance(v, np.ndarray)), 0)
+    if len(rows) == n and np.array_equal(rows, np.arange(n)):
+        return
+    for name in list(columns):
+        value = columns[name]
+        if isinstance(value, np.memmap) and spill:
+            columns[name] = spill.gather(value, rows)
+        elif isinstance(value, np.ndarray):
+            columns[name] = value[rows]
+        del value  # the old column goes now, not when the loop ends
 
 
 def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
-from preprocess.columns import ColumnBuilder, Vocabulary, encode
+from preprocess.columns import ColumnBuilder, Vocabulary, encode, keep_rows
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,9 @@ class FaceTable:
     def __len__(self) -> int:
         return len(self.face_id)
 
-    def take(self, rows: np.ndarray) -> FaceTable:
-        """The table restricted to `rows` (in that order)."""
-        fields = {name: value[rows] if isinstance(value, np.ndarray) else value for name, value in vars(self).items()}
-        return FaceTable(**fields)
+    def keep(self, rows: np.ndarray) -> None:
+        """Restrict the table to `rows` (in that order), column by column."""
+        keep_rows(vars(self), rows)
 
     def member(self, i: int) -> Member | None:
         code = int(self.shard[i])
@@ -104,10 +103,12 @@ def read_face_table(faces_dir: Path) -> tuple[FaceTable, list[dict]]:
             box_area=box_area(record.get("box")),
             score=float(score) if isinstance(score, (int, float)) else 0.0,
         )
-    arrays = columns.arrays()
+    table = FaceTable(**columns.arrays(), shards=shards.values)
+    del columns
     # the first record of each face ID, in face-ID order (np.unique's indices are first occurrences)
-    ids, first, counts = np.unique(arrays["face_id"], return_index=True, return_counts=True)
+    ids, first, counts = np.unique(table.face_id, return_index=True, return_counts=True)
     for fid in ids[counts > 1]:
         log.warning("face %s is listed more than once in %s; using the first record", fid.decode(), manifest)
-    table = FaceTable(**arrays, shards=shards.values)
-    return table.take(first), rejects
+    del ids, counts
+    table.keep(first)
+    return table, rejects

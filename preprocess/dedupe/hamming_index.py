@@ -229,9 +229,7 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
 
     table = band.width <= TABLE_BITS
     if table:
-        counts_table = np.bincount(values, minlength=1 << band.width).astype(index)
-        starts_table = (np.cumsum(counts_table, dtype=np.int64) - counts_table).astype(index)
-        occupied = counts_table > 0
+        bounds = _bucket_bounds(sorted_values, band.width, index)
     for top, flips in _flips_by_top_bit(band.width, band.radius):
         # a pair of band values (v, v ^ flip) is looked up from the side whose top flipped bit is 0
         queries = np.nonzero((values >> top) & 1 == 0)[0].astype(index)
@@ -239,15 +237,29 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
         for flip in flips:
             targets = base ^ flip
             if table:
-                hit = np.nonzero(occupied[targets])[0]
-                found = targets[hit]
-                starts, counts = starts_table[found], counts_table[found]
+                starts = bounds[targets]
+                counts = bounds[targets + 1] - starts
+                hit = np.nonzero(counts)[0]
+                starts, counts = starts[hit], counts[hit]
             else:
                 starts = np.searchsorted(sorted_values, targets, side="left")
                 counts = np.searchsorted(sorted_values, targets, side="right") - starts
                 hit = np.nonzero(counts)[0]
                 starts, counts = starts[hit], counts[hit]
             yield from _expand(queries[hit], starts, counts, order, chunk)
+
+
+def _bucket_bounds(sorted_values: np.ndarray, width: int, index: type) -> np.ndarray:
+    """The bucket table of a band: bounds[v] is where band value v starts in `sorted_values`, bounds[v + 1] where it ends.
+
+    One table of 2^width + 1 entries, filled a block of values at a time: no 64-bit temporary of
+    the table's size is ever made (at 22 bits that would be 32 MiB more, several times over).
+    """
+    bounds = np.empty((1 << width) + 1, dtype=index)
+    block = 1 << 18
+    for lo in range(0, len(bounds), block):
+        bounds[lo : lo + block] = np.searchsorted(sorted_values, np.arange(lo, min(lo + block, len(bounds)), dtype=sorted_values.dtype))
+    return bounds
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS, workers: int = 1) -> np.ndarray:

@@ -7,6 +7,7 @@ the workers a few at a time, so memory holds the batches in flight, not a task p
 from __future__ import annotations
 
 import multiprocessing
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anigan.files import append_jsonl, read_jsonl
-from preprocess.columns import chunked, decode, encode, lookup
+from preprocess.columns import chunked, decode, encode, keep_rows, lookup
 from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, to_hex
 from preprocess.imageio import MAX_FACE_PIXELS
 
@@ -27,6 +28,8 @@ BATCH = 256  # files per hashing task: big enough for a vectorised DCT, small en
 IN_FLIGHT = 64  # batches queued at once (a few MB of places): enough to keep any pool busy, never the whole run
 HASH_VERSION = "phash-dct32-8x8-v1"  # bump when the hash recipe changes: cached hashes are then recomputed
 DIGEST_WIDTH = 64  # hex digits of a sha256
+DIGEST_BYTES = 32  # a sha256 as raw bytes: how pixel digests are held (half the hex text)
+HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -36,29 +39,34 @@ class Hashes:
     ok: np.ndarray  # bool
     file_sha256: np.ndarray  # 'S'
     phash: np.ndarray  # uint64
-    pixel_sha256: np.ndarray  # 'S64'
+    pixel_sha256: np.ndarray  # 'S32': raw digest bytes (read back with `pixel_hex`)
     width: np.ndarray  # int64
     height: np.ndarray
 
     @classmethod
     def empty(cls, n: int, id_width: int = DIGEST_WIDTH) -> Hashes:
         return cls(
-            np.zeros(n, bool), np.zeros(n, f"S{id_width}"), np.zeros(n, np.uint64), np.zeros(n, f"S{DIGEST_WIDTH}"), np.zeros(n, np.int64), np.zeros(n, np.int64)
+            np.zeros(n, bool), np.zeros(n, f"S{id_width}"), np.zeros(n, np.uint64), np.zeros(n, f"S{DIGEST_BYTES}"), np.zeros(n, np.int64), np.zeros(n, np.int64)
         )
 
     def put(self, i: int, h: FaceHash) -> None:
         self.ok[i] = True
-        self.file_sha256[i], self.phash[i], self.pixel_sha256[i] = encode(h.file_sha256), h.phash, encode(h.pixel_sha256)
+        self.file_sha256[i], self.phash[i], self.pixel_sha256[i] = encode(h.file_sha256), h.phash, bytes.fromhex(h.pixel_sha256)
         self.width[i], self.height[i] = h.width, h.height
 
-    def take(self, rows: np.ndarray) -> Hashes:
-        return Hashes(*(value[rows] for value in vars(self).values()))
+    def keep(self, rows: np.ndarray) -> None:
+        """Restrict to `rows` (in that order), column by column."""
+        keep_rows(vars(self), rows)
+
+    def pixel_hex(self, i: int) -> str:
+        # an 'S' item drops trailing zero bytes: pad them back
+        return self.pixel_sha256[i].ljust(DIGEST_BYTES, b"\0").hex()
 
     def cache_record(self, key: str, name: str, i: int) -> dict:
         """The hash cache line of item i, named `name` under `key` (face_id or image_id)."""
         return {
             key: name, "hash": HASH_VERSION, "file_sha256": decode(self.file_sha256[i]), "phash": to_hex(self.phash[i]),
-            "pixel_sha256": decode(self.pixel_sha256[i]), "size": [int(self.width[i]), int(self.height[i])],
+            "pixel_sha256": self.pixel_hex(i), "size": [int(self.width[i]), int(self.height[i])],
         }
 
 
@@ -69,9 +77,10 @@ def parse_cache_record(record: dict, id_width: int = DIGEST_WIDTH) -> FaceHash |
         h = FaceHash(record["file_sha256"], from_hex(record["phash"]), record["pixel_sha256"], width, height)
     except (KeyError, TypeError, ValueError):
         return None
-    texts = ((h.file_sha256, id_width), (h.pixel_sha256, DIGEST_WIDTH))
-    if not all(isinstance(t, str) and len(encode(t)) <= w for t, w in texts):
+    if not (isinstance(h.file_sha256, str) and len(encode(h.file_sha256)) <= id_width):
         return None
+    if not (isinstance(h.pixel_sha256, str) and HEX_DIGEST.match(h.pixel_sha256)):
+        return None  # every hash this code makes has a sha256 in hex here
     if not (0 <= h.phash < 2**64 and all(type(v) is int and v >= 0 for v in (h.width, h.height))):
         return None
     return h

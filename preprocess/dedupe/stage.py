@@ -156,7 +156,8 @@ def source_image_edges(
             "%d of %d source images could not be hashed (%s); their faces are grouped by their own hashes only",
             sum(skipped.values()), len(image_ids), ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())),
         )
-    names, hashes = names[hashes.ok], hashes.take(np.nonzero(hashes.ok)[0])
+    names = names[hashes.ok]
+    hashes.keep(np.nonzero(hashes.ok)[0])
     pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
     image_of = np.where(faces.has_image, lookup(names, faces.image_id), -1)
     sizes = np.stack([hashes.width, hashes.height], axis=1).tolist()
@@ -171,7 +172,8 @@ def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray,
     hashes, first_line = read_cache(cache_path, "image_id", names)
     listed = np.nonzero(hashes.ok)[0]
     listed = listed[np.argsort(first_line[listed], kind="stable")]
-    return names[listed], hashes.take(listed)
+    hashes.keep(listed)
+    return names[listed], hashes
 
 
 def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
@@ -216,8 +218,10 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         hashes, failed, reused = hash_faces(table, cache_path, faces_dir / "shards", pool, lambda done: report(done, total))
         rejects += failed
         hashed = np.nonzero(hashes.ok)[0]
-        faces, hashes = table.take(hashed), hashes.take(hashed)
-        del table
+        table.keep(hashed)
+        hashes.keep(hashed)
+        faces = table
+        del table, hashed
         if dp.image_max_distance > 0:
             image_edges, image_names, image_hashes, images, image_reused = source_image_edges(
                 params, faces, sources, pool, lambda done: report(total // 2 + done, total)

@@ -1,0 +1,231 @@
+"""Stage memory: peak RSS of dedupe or split on generated manifests of N faces, for the flat-in-N goal.
+
+    uv run python bench/stage_memory.py --stage dedupe --records 100000 --json /tmp/dedupe-100k.json
+    uv run python bench/stage_memory.py --stage split --records 400000 [--workdir DIR] [--repo DIR] --json FILE
+
+Inputs are generated, as cheaply as the stage allows, into `--workdir` (kept there and reused
+by a later run with the same stage and N; a temporary folder by default, removed at the end):
+
+    dedupe  a faces manifest of N faces (about 1.4 a source image), the raw manifest of their
+            images, empty raw shard files (dedupe only checks they exist) and a hash cache that
+            already holds every face's and image's hashes, so no image is decoded: what is
+            measured is the stage's own bookkeeping. A tenth of the faces are near copies of
+            another face's pHash, 3% exact pixel copies, 5% of the images reposts of another.
+    split   a faces manifest and a dedup manifest of N faces (a tenth of them duplicates, not
+            kept), every crop one of a few 32 px PNGs in one shard, packed at split.image_size 32.
+
+The stage then runs as `anigan dedupe` or `anigan split` in a child process with paths pointing
+at the generated folders (dedupe.workers 1, so one process does the work). The figures are the
+child's peak resident set (`os.wait4`'s ru_maxrss), its wall time and its CPU seconds; they go to
+`--json` and to bench/RESULTS.md by hand. `--repo` runs another checkout's code on the same
+inputs (the child's working folder, so `-m anigan` imports it): with `--workdir` and the outputs
+left in `<workdir>/out-<stage>`, two checkouts' outputs can be compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGES_PER_SHARD = 2000
+CROPS = 8  # distinct crop files every face points at
+
+
+def hexdigest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def phash_hex(value: int) -> str:
+    return f"{value:016x}"
+
+
+def write_lines(path: Path, records) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+
+
+def image_of(i: int) -> int:
+    """Face i's source image: about 1.4 faces an image."""
+    return i * 5 // 7
+
+
+def face_ids(n: int) -> list[tuple[str, str]]:
+    """(face_id, image_id) of each face, the face ID shaped as the faces stage makes it."""
+    return [(f"{(image := hexdigest(f'image {image_of(i)}'))[:8]}-{hexdigest(f'face {i}')[:12]}", image) for i in range(n)]
+
+
+def face_record(face_id: str, image_id: str, i: int, member: tuple[str, int, int], rng: np.random.Generator) -> dict:
+    x, y, side = (int(v) for v in rng.integers(0, 400, 3))
+    return {
+        "face_id": face_id, "image_id": image_id, "box": [x, y, side + 48, side + 48], "crop": [x - 12, y - 12, side + 72, side + 72],
+        "score": round(float(rng.random()), 4), "detector": "animeface", "hair_color": ("blue", "red", None)[i % 3], "eye_color": ("green", None)[i % 2],
+        "colors_from": "tags", "transform": [[1.0, 0.0, -x], [0.0, 1.0, -y]], "aligned_by": "none",
+        "measures": {"upscale": 1.0, "cut_off": 0.0, "chroma": 0.5, "sharpness": 0.9},
+        "shard": member[0], "offset": member[1], "bytes": member[2], "file_sha256": hexdigest(f"crop {i}"),
+    }  # fmt: skip
+
+
+def dedupe_inputs(work: Path, n: int) -> None:
+    """faces/, raw/ and the pristine hash cache `hashes.jsonl` for N faces."""
+    rng = np.random.default_rng(0)
+    faces, raw = work / "faces", work / "raw"
+    (raw / "shards").mkdir(parents=True, exist_ok=True)
+    faces.mkdir(exist_ok=True)
+    ids = face_ids(n)
+    images = image_of(n - 1) + 1
+    face_hash = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(0, 2, n).astype(np.uint64)
+    near = np.nonzero(rng.random(n) < 0.1)[0]
+    near = near[near >= 3]
+    flips = np.uint64(1) << rng.integers(0, 64, len(near)).astype(np.uint64)
+    face_hash[near] = face_hash[near - 3] ^ flips
+    pixels = [hexdigest(f"pixels {i}") for i in range(n)]
+    for i in np.nonzero(rng.random(n) < 0.03)[0].tolist():
+        pixels[i] = pixels[max(i - 5, 0)]
+    image_hash = rng.integers(0, 2**63, images, dtype=np.int64).astype(np.uint64)
+    repost = np.nonzero(rng.random(images) < 0.05)[0]
+    repost = repost[repost >= 1]
+    image_hash[repost] = image_hash[repost - 1]
+    image_ids = [hexdigest(f"image {k}") for k in range(images)]
+
+    write_lines(faces / "manifest.jsonl", (face_record(fid, image, i, (f"faces-{i // 5000:06d}.tar", 512, 2000), rng) for i, (fid, image) in enumerate(ids)))
+    raw_record = {"source": "demo", "width": 640, "height": 480, "tags": ["1girl", "solo", "blue_hair", "green_eyes"], "rating": "general"}
+    write_lines(
+        raw / "manifest.jsonl",
+        (
+            {"image_id": image, **raw_record, "post_id": k, "post_url": f"http://booru.invalid/posts/{k}", "md5": image[:32],
+             "shard": f"raw-{k // IMAGES_PER_SHARD:06d}.tar", "offset": 512 + (k % IMAGES_PER_SHARD) * 1024, "bytes": 1000}
+            for k, image in enumerate(image_ids)
+        ),
+    )  # fmt: skip
+    for s in range(-(-images // IMAGES_PER_SHARD)):
+        (raw / "shards" / f"raw-{s:06d}.tar").touch()
+    version = {"hash": "phash-dct32-8x8-v1"}
+    write_lines(
+        work / "hashes.jsonl",
+        [
+            *({"face_id": fid, **version, "file_sha256": hexdigest(f"crop {i}"), "phash": phash_hex(int(face_hash[i])), "pixel_sha256": pixels[i], "size": [128, 128]}
+              for i, (fid, _) in enumerate(ids)),
+            *({"image_id": image, **version, "file_sha256": image, "phash": phash_hex(int(image_hash[k])), "pixel_sha256": hexdigest(f"image pixels {k}"),
+               "size": [640, 480]} for k, image in enumerate(image_ids)),
+        ],
+    )  # fmt: skip
+
+
+def crop_shard(path: Path) -> list[tuple[int, int]]:
+    """A shard of CROPS distinct 32 px PNG crops; (offset, bytes) of each."""
+    rng = np.random.default_rng(1)
+    places = []
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for k in range(CROPS):
+            _, png = cv2.imencode(".png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+            data = png.tobytes()
+            info = tarfile.TarInfo(f"crop-{k}.png")
+            info.size = len(data)
+            places.append((tar.offset + 512, len(data)))  # the data follows its 512-byte header
+            tar.addfile(info, BytesIO(data))
+    return places
+
+
+def split_inputs(work: Path, n: int) -> None:
+    """faces/ (manifest and one crop shard) and dedup/manifest.jsonl for N faces."""
+    rng = np.random.default_rng(0)
+    faces, dedup = work / "faces", work / "dedup"
+    (faces / "shards").mkdir(parents=True, exist_ok=True)
+    dedup.mkdir(exist_ok=True)
+    places = crop_shard(faces / "shards" / "faces-000000.tar")
+    ids = face_ids(n)
+    write_lines(faces / "manifest.jsonl", (face_record(fid, image, i, ("faces-000000.tar", *places[i % CROPS]), rng) for i, (fid, image) in enumerate(ids)))
+    order = sorted(range(n), key=lambda i: ids[i][0])
+
+    def dedup_record(rank: int) -> dict:
+        i = order[rank]
+        copy = rank % 10 == 9  # a duplicate of the face before it in face-ID order
+        group = ids[order[rank - 1]][0] if copy else ids[i][0]
+        return {"face_id": ids[i][0], "image_id": ids[i][1], "phash": phash_hex(i), "group_id": group, "kept": not copy, "dup_kind": "near" if copy else None,
+                "distance": 3 if copy else 0}  # fmt: skip
+
+    write_lines(dedup / "manifest.jsonl", (dedup_record(rank) for rank in range(n)))
+
+
+GENERATORS = {"dedupe": dedupe_inputs, "split": split_inputs}
+
+
+def overrides(paths: dict[str, Path]) -> list[str]:
+    return [arg for key, path in paths.items() for arg in ("-S", f"paths.{key}={path}")]
+
+
+def stage_args(stage: str, work: Path, out: Path) -> list[str]:
+    if stage == "dedupe":
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(work / "hashes.jsonl", out / "hashes.jsonl")  # the stage rewrites its cache
+        paths = {"faces": work / "faces", "raw": work / "raw", "dedup": out}
+        return [*overrides(paths), "-S", "dedupe.workers=1", "dedupe"]
+    paths = {"faces": work / "faces", "dedup": work / "dedup", "dataset": out}
+    return [*overrides(paths), "-S", "split.image_size=32", "split"]
+
+
+def measure(args: list[str], cwd: Path) -> dict:
+    """Run `python -m anigan ARGS` as a child; its peak RSS, wall and CPU seconds."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "anigan", *args], cwd=cwd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)  # the child's peak, and its waited-for children's
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"anigan {args[-1]} failed with {os.waitstatus_to_exitcode(status)}")
+    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", choices=sorted(GENERATORS), required=True)
+    parser.add_argument("--records", type=int, required=True, help="faces in the generated manifests")
+    parser.add_argument("--workdir", type=Path, default=None, help="where inputs and outputs go, kept (default: a temporary folder, removed)")
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs (default: this one)")
+    parser.add_argument("--json", type=Path, required=True, help="where the figures go")
+    args = parser.parse_args()
+    if args.records < 10:
+        parser.error("--records: at least 10")
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=f"anigan-{args.stage}-memory-"))
+    inputs = work / f"in-{args.stage}-{args.records}"
+    try:
+        started = time.perf_counter()
+        if not (inputs / "done").is_file():
+            shutil.rmtree(inputs, ignore_errors=True)
+            inputs.mkdir(parents=True)
+            GENERATORS[args.stage](inputs, args.records)
+            (inputs / "done").touch()
+        generated = time.perf_counter() - started
+        out = work / f"out-{args.stage}"
+        shutil.rmtree(out, ignore_errors=True)
+        result = {
+            "stage": args.stage,
+            "records": args.records,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+            "generate_s": round(generated, 1),
+            **measure(stage_args(args.stage, inputs, out), args.repo.resolve()),
+        }
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Columns held in temporary files beside a stage's output rather than in memory.
+
+At a million faces a stage's per-face columns (IDs, digests, places) are hundreds of MB; only
+what a step works on needs to be in memory. A spilled column is a memory-mapped file: numpy
+reads it like an array, and the pages a step touched are handed back with `release` (pages of a
+file mapping count as resident until then; the data stays in the file and the page cache). Files
+are written with plain writes, never through the map. The folder is removed when the `Spill`
+closes, also on error.
+"""
+
+from __future__ import annotations
+
+import mmap
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+
+GATHER_ROWS = 4096  # rows gathered from a spilled column between releases: a random gather touches a page per row
+
+
+def _mapping(array: object) -> mmap.mmap | None:
+    """The file mapping under an array or a view of one, if any."""
+    while array is not None:
+        if isinstance(array, mmap.mmap):
+            return array
+        mapping = getattr(array, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            return mapping
+        array = getattr(array, "base", None)
+    return None
+
+
+def release(*arrays: np.ndarray | None) -> None:
+    """Hand back the resident pages of memory-mapped arrays (others are left alone)."""
+    for array in arrays:
+        mapping = _mapping(array)
+        if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+            mapping.madvise(mmap.MADV_DONTNEED)
+
+
+class Spill:
+    """A temporary folder beside `beside` (the same filesystem as the output) for spilled columns."""
+
+    def __init__(self, beside: str | Path, gather_rows: int = GATHER_ROWS) -> None:
+        self.beside = Path(beside)
+        self.gather_rows = gather_rows
+        self.root: Path | None = None
+        self._count = 0
+
+    def __enter__(self) -> Self:
+        self.beside.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(dir=self.beside, prefix=".spill-"))
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def new_file(self) -> Path:
+        if self.root is None:
+            raise RuntimeError("Spill used outside its `with` block")
+        self._count += 1
+        return self.root / f"{self._count}.col"
+
+    def open(self, path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """The column written to `path` as a read-only map (an empty array for no rows: mmap cannot map nothing)."""
+        if not shape[0]:
+            return np.empty(shape, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+    def save(self, array: np.ndarray) -> np.ndarray:
+        """`array` moved to a file; the map of it (drop the in-memory one)."""
+        path = self.new_file()
+        array = np.ascontiguousarray(array)
+        with open(path, "wb") as f:
+            f.writelines(array[lo : lo + (1 << 16)].tobytes() for lo in range(0, len(array), 1 << 16))
+        release(array)
+        return self.open(path, array.dtype, array.shape)
+
+    def gather(self, column: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """column[rows] as a spilled column, gathered a block at a time with the pages read handed back after each."""
+        path = self.new_file()
+        with open(path, "wb") as f:
+            for lo in range(0, len(rows), self.gather_rows):
+                f.write(np.ascontiguousarray(column[rows[lo : lo + self.gather_rows]]).tobytes())
+                release(column)
+        return self.open(path, column.dtype, (len(rows), *column.shape[1:]))
