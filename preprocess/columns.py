@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from preprocess.spill import Spill
+from preprocess.spill import Spill, blocks, release
 
 CHUNK = 16_384  # records turned into arrays at a time: bounds the Python objects alive at once
 
@@ -142,6 +142,16 @@ def keep_rows(columns: dict[str, Any], rows: np.ndarray, spill: Spill | None = N
         del value  # the old column goes now, not when the loop ends
 
 
+def distinct(column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """np.unique(column[mask]), read a block at a time: memory holds the distinct values and one block, never a copy of a spilled column."""
+    parts = []
+    for rows in blocks(len(column)):
+        part = column[rows] if mask is None else column[rows][mask[rows]]
+        parts.append(np.unique(part))
+        release(column, mask)
+    return np.unique(np.concatenate(parts)) if parts else np.unique(column[:0])
+
+
 def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """The index of each query in `sorted_keys` (an ascending 'S' or number array), -1 where absent."""
     if not len(sorted_keys) or not len(queries):
@@ -149,6 +159,17 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     queries = np.asarray(queries)
     at = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
     return np.where(sorted_keys[at] == queries, at, -1).astype(np.int64)
+
+
+def lookup_column(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """lookup(sorted_keys, column), -1 also where `mask` is False; a block of the column at a time, so a spilled one is never held whole."""
+    found = np.empty(len(column), dtype=np.int64)
+    for rows in blocks(len(column)):
+        found[rows] = lookup(sorted_keys, column[rows])
+        if mask is not None:
+            found[rows][~np.asarray(mask[rows])] = -1
+        release(sorted_keys, column, mask)
+    return found
 
 
 def gather(values: np.ndarray, at: np.ndarray, missing: Any) -> np.ndarray:

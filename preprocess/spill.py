@@ -10,16 +10,49 @@ closes, also on error.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import numpy as np
 
+BLOCK_ROWS = 1 << 16  # rows of a spilled column read at a time by a sequential pass
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+PREFIX = ".spill-"  # then the pid of the run that owns it
 GATHER_ROWS = 4096  # rows gathered from a spilled column between releases: a random gather touches a page per row
+
+
+def fixed_mmap_threshold() -> None:
+    """Have glibc's malloc give every block of 128 KiB or more its own mapping, returned when freed.
+
+    By default the threshold rises to the largest block freed so far (up to 32 MiB), and blocks
+    below it come from the heap, which keeps freed space resident: after a few passes over
+    blocks of a column, a stage holds tens of MB it no longer uses. Elsewhere this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
+def blocks(n: int, size: int | None = None) -> Iterator[slice]:
+    """Consecutive slices covering rows 0..n-1, `size` (default BLOCK_ROWS) rows each."""
+    size = size or BLOCK_ROWS
+    for lo in range(0, n, size):
+        yield slice(lo, min(lo + size, n))
+
+
+def gather_blocks(n: int) -> Iterator[slice]:
+    """blocks of GATHER_ROWS rows: for passes that also read rows at random (a page a row)."""
+    return blocks(n, GATHER_ROWS)
 
 
 def _mapping(array: object) -> mmap.mmap | None:
@@ -42,18 +75,37 @@ def release(*arrays: np.ndarray | None) -> None:
             mapping.madvise(mmap.MADV_DONTNEED)
 
 
+def remove_stale(folder: Path) -> None:
+    """Remove spill folders a killed run left in `folder` (their process is gone): the folder is a stage's output."""
+    for stale in folder.glob(f"{PREFIX}*"):
+        pid = stale.name[len(PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Spill:
     """A temporary folder beside `beside` (the same filesystem as the output) for spilled columns."""
 
-    def __init__(self, beside: str | Path, gather_rows: int = GATHER_ROWS) -> None:
+    def __init__(self, beside: str | Path, gather_rows: int | None = None) -> None:
         self.beside = Path(beside)
-        self.gather_rows = gather_rows
+        self.gather_rows = gather_rows or GATHER_ROWS
         self.root: Path | None = None
         self._count = 0
 
     def __enter__(self) -> Self:
         self.beside.mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(dir=self.beside, prefix=".spill-"))
+        remove_stale(self.beside)
+        self.root = Path(tempfile.mkdtemp(dir=self.beside, prefix=f"{PREFIX}{os.getpid()}-"))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
@@ -72,6 +124,16 @@ class Spill:
         if not shape[0]:
             return np.empty(shape, dtype=dtype)
         return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+    def zeros(self, n: int, dtype: np.dtype | str | type) -> np.ndarray:
+        """A writable spilled column of n zeros (a sparse file: nothing is written until the column is)."""
+        dtype = np.dtype(dtype)
+        if not n:
+            return np.zeros(0, dtype=dtype)
+        path = self.new_file()
+        with open(path, "wb") as f:
+            f.truncate(n * dtype.itemsize)
+        return np.memmap(path, dtype=dtype, mode="r+", shape=(n,))
 
     def save(self, array: np.ndarray) -> np.ndarray:
         """`array` moved to a file; the map of it (drop the in-memory one)."""

@@ -18,6 +18,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import ColumnBuilder, Vocabulary, encode, keep_rows
+from preprocess.spill import Spill, release
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class FaceTable:
     def __len__(self) -> int:
         return len(self.face_id)
 
-    def keep(self, rows: np.ndarray) -> None:
-        """Restrict the table to `rows` (in that order), column by column."""
-        keep_rows(vars(self), rows)
+    def keep(self, rows: np.ndarray, spill: Spill | None = None) -> None:
+        """Restrict the table to `rows` (in that order), column by column (spilled ones into `spill`)."""
+        keep_rows(vars(self), rows, spill)
 
     def member(self, i: int) -> Member | None:
         code = int(self.shard[i])
@@ -71,8 +72,8 @@ def box_floats(box: Any) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
-def read_face_table(faces_dir: Path) -> tuple[FaceTable, list[dict]]:
-    """The faces manifest as a FaceTable, and the records refused for their face ID."""
+def read_face_table(faces_dir: Path, spill: Spill | None = None) -> tuple[FaceTable, list[dict]]:
+    """The faces manifest as a FaceTable, and the records refused for their face ID; with `spill`, its columns are spilled."""
     manifest = faces_dir / "manifest.jsonl"
     if not manifest.exists():
         raise UserError(f"{manifest} not found: run `anigan faces` first")
@@ -80,7 +81,8 @@ def read_face_table(faces_dir: Path) -> tuple[FaceTable, list[dict]]:
         {
             "face_id": "S", "image_id": "S", "has_image": bool, "shard": np.int32, "offset": np.int64, "size": np.int64,
             "content_id": "S", "box": (np.float64, 4), "box_ok": bool, "box_area": np.int64, "score": np.float64,
-        }
+        },
+        spill,
     )
     shards = Vocabulary()
     rejects: list[dict] = []
@@ -110,5 +112,6 @@ def read_face_table(faces_dir: Path) -> tuple[FaceTable, list[dict]]:
     for fid in ids[counts > 1]:
         log.warning("face %s is listed more than once in %s; using the first record", fid.decode(), manifest)
     del ids, counts
-    table.keep(first)
+    release(table.face_id)
+    table.keep(first, spill)
     return table, rejects

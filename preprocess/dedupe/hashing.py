@@ -23,6 +23,7 @@ from anigan.files import append_jsonl, read_jsonl
 from preprocess.columns import chunked, decode, encode, keep_rows, lookup
 from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, to_hex
 from preprocess.imageio import MAX_FACE_PIXELS
+from preprocess.spill import Spill, blocks, release
 
 BATCH = 256  # files per hashing task: big enough for a vectorised DCT, small enough to show progress
 IN_FLIGHT = 64  # batches queued at once (a few MB of places): enough to keep any pool busy, never the whole run
@@ -44,19 +45,23 @@ class Hashes:
     height: np.ndarray
 
     @classmethod
-    def empty(cls, n: int, id_width: int = DIGEST_WIDTH) -> Hashes:
-        return cls(
-            np.zeros(n, bool), np.zeros(n, f"S{id_width}"), np.zeros(n, np.uint64), np.zeros(n, f"S{DIGEST_BYTES}"), np.zeros(n, np.int64), np.zeros(n, np.int64)
-        )
+    def empty(cls, n: int, id_width: int = DIGEST_WIDTH, spill: Spill | None = None) -> Hashes:
+        """No hashes for n items; with `spill`, every column but `ok` and the pHash is spilled (the pHashes are searched in memory)."""
+        zeros = spill.zeros if spill else np.zeros
+        return cls(np.zeros(n, bool), zeros(n, f"S{id_width}"), np.zeros(n, np.uint64), zeros(n, f"S{DIGEST_BYTES}"), zeros(n, np.int64), zeros(n, np.int64))
+
+    def release(self) -> None:
+        """Hand back the pages of spilled columns read or written so far."""
+        release(*vars(self).values())
 
     def put(self, i: int, h: FaceHash) -> None:
         self.ok[i] = True
         self.file_sha256[i], self.phash[i], self.pixel_sha256[i] = encode(h.file_sha256), h.phash, bytes.fromhex(h.pixel_sha256)
         self.width[i], self.height[i] = h.width, h.height
 
-    def keep(self, rows: np.ndarray) -> None:
-        """Restrict to `rows` (in that order), column by column."""
-        keep_rows(vars(self), rows)
+    def keep(self, rows: np.ndarray, spill: Spill | None = None) -> None:
+        """Restrict to `rows` (in that order), column by column (spilled ones into `spill`)."""
+        keep_rows(vars(self), rows, spill)
 
     def pixel_hex(self, i: int) -> str:
         # an 'S' item drops trailing zero bytes: pad them back
@@ -86,15 +91,17 @@ def parse_cache_record(record: dict, id_width: int = DIGEST_WIDTH) -> FaceHash |
     return h
 
 
-def read_cache(path: Path, key: str, names: np.ndarray, id_width: int = DIGEST_WIDTH) -> tuple[Hashes, np.ndarray]:
+def read_cache(path: Path, key: str, names: np.ndarray, id_width: int = DIGEST_WIDTH, spill: Spill | None = None) -> tuple[Hashes, np.ndarray]:
     """For each of `names` (sorted 'S'): the last undamaged line recorded for it under `key` with
     the current recipe, and the number of the first such line (-1: none), in one pass over the cache."""
-    hashes = Hashes.empty(len(names), id_width)
+    hashes = Hashes.empty(len(names), id_width, spill)
     first_line = np.full(len(names), -1, np.int64)
     # a line's key and parsed hashes travel in a chunk, not the record
     parsed = ((n, r[key], parse_cache_record(r, id_width)) for n, r in enumerate(read_jsonl(path, missing_ok=True)) if r.get("hash") == HASH_VERSION and isinstance(r.get(key), str))
     for lines in chunked(line for line in parsed if line[2] is not None):
         found = lookup(names, np.array([encode(name) for _, name, _ in lines], dtype="S"))
+        release(names)
+        hashes.release()
         for k in np.nonzero(found >= 0)[0].tolist():
             number, _, h = lines[k]
             i = int(found[k])
@@ -146,6 +153,7 @@ def hash_cached(
     pool: Executor | None,
     progress: Callable[[int], None],
     max_pixels: int = MAX_FACE_PIXELS,
+    spill: Spill | None = None,
 ) -> tuple[Hashes, list[tuple[int, HashFailure]], int]:
     """Hashes of the items `names` (sorted 'S' face or image IDs, recorded in the cache under `key`):
     also the items that could not be hashed, and how many hashes were reused.
@@ -155,8 +163,11 @@ def hash_cached(
     to the cache batch by batch, so a killed run keeps every finished batch.
     """
     id_width = max(DIGEST_WIDTH, content_ids.dtype.itemsize)
-    hashes, _ = read_cache(cache_path, key, names, id_width)
-    hashes.ok &= hashes.file_sha256 == content_ids.astype(f"S{id_width}")
+    hashes, _ = read_cache(cache_path, key, names, id_width, spill)
+    for rows in blocks(len(names)):
+        hashes.ok[rows] &= hashes.file_sha256[rows] == content_ids[rows].astype(f"S{id_width}")
+        release(content_ids)
+        hashes.release()
     reused = int(hashes.ok.sum())
     progress(reused)
     failures: list[tuple[int, HashFailure]] = []
@@ -172,6 +183,7 @@ def hash_cached(
             else:
                 failures.append((i, result))
         append_jsonl(cache_path, fresh)
+        hashes.release()
         done += len(ids)
         progress(done)
     return hashes, failures, reused

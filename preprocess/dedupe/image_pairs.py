@@ -83,3 +83,16 @@ class FacesByImage:
     def __getitem__(self, k: int) -> list[tuple[int, tuple[float, ...] | None]]:
         faces = self._faces[self._starts[k] : self._starts[k + 1]].tolist()
         return [(i, tuple(self._boxes[i].tolist()) if self._box_ok[i] else None) for i in faces]
+
+
+class ImageSizes:
+    """sizes for `faces_of_image_pairs` from width and height columns: (width, height) made when asked, never a list per image."""
+
+    def __init__(self, width: np.ndarray, height: np.ndarray) -> None:
+        self._width, self._height = width, height
+
+    def __len__(self) -> int:
+        return len(self._width)
+
+    def __getitem__(self, k: int) -> tuple[int, int]:
+        return int(self._width[k]), int(self._height[k])

@@ -15,6 +15,7 @@ import numpy as np
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import Vocabulary, chunked, encode, lookup
+from preprocess.spill import release
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def read_sources(raw_manifest: Path, image_ids: np.ndarray) -> SourceTable:
     for chunk in chunked(fields):
         ids = [image_id for image_id, _, _ in chunk]
         found = lookup(image_ids, np.array([encode(i) if isinstance(i, str) else b"" for i in ids], dtype="S"))
+        release(image_ids)
         found[[not isinstance(i, str) for i in ids]] = -1  # a record without an image ID is no face's source
         for k in np.nonzero(found >= 0)[0].tolist():
             i = int(found[k])

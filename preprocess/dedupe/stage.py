@@ -34,14 +34,15 @@ import numpy as np
 from anigan.files import write_json, write_jsonl
 from anigan.params import Params
 from anigan.workers import resolve_workers
-from preprocess.columns import decode, gather, lookup
+from preprocess.columns import decode, distinct, gather, lookup, lookup_column
 from preprocess.dedupe.face_table import SAFE_ID, FaceTable, read_face_table
 from preprocess.dedupe.hamming_index import iter_distinct_pairs, near_pairs, popcount64
 from preprocess.dedupe.hashing import Hashes, hash_cached, hashing_pool, read_cache
-from preprocess.dedupe.image_pairs import FacesByImage, faces_of_image_pairs
+from preprocess.dedupe.image_pairs import FacesByImage, ImageSizes, faces_of_image_pairs
 from preprocess.dedupe.phash import Source, to_hex
 from preprocess.dedupe.sources import SourceTable, read_sources
 from preprocess.groups import components, same_key_edges
+from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, release
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, 
 
     def edges() -> Iterator[np.ndarray]:
         yield same_key_edges(pixel_shas)
+        release(pixel_shas)
         yield same_key_edges(inverse)
         for pairs in iter_distinct_pairs(distinct, max_distance, workers=workers):
             yield first_of[pairs]
@@ -116,11 +118,13 @@ def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.
     return kept_of[labels]
 
 
-def hash_faces(faces: FaceTable, cache_path: Path, shards: Path, pool: Executor | None, progress: Callable[[int], None]) -> tuple[Hashes, list[dict], int]:
+def hash_faces(
+    faces: FaceTable, cache_path: Path, shards: Path, pool: Executor | None, progress: Callable[[int], None], spill: Spill | None = None
+) -> tuple[Hashes, list[dict], int]:
     """Hashes of every face's crop (cached ones reused), rejects for crops that cannot be hashed, and how many were reused."""
     hashes, failures, reused = hash_cached(
         "face_id", faces.face_id, faces.content_id, lambda i: Source(str(shards), faces.member(i), decode(faces.face_id[i]), decode(faces.content_id[i])),
-        cache_path, pool, progress,
+        cache_path, pool, progress, spill=spill,
     )
     rejects = []
     for i, failure in sorted(failures, key=lambda f: f[0]):
@@ -131,24 +135,26 @@ def hash_faces(faces: FaceTable, cache_path: Path, shards: Path, pool: Executor 
 
 
 def source_image_edges(
-    params: Params, faces: FaceTable, sources: SourceTable, pool: Executor | None, progress: Callable[[int], None]
+    params: Params, faces: FaceTable, sources: SourceTable, pool: Executor | None, progress: Callable[[int], None], spill: Spill | None = None
 ) -> tuple[np.ndarray, np.ndarray, Hashes, dict[str, Any], int]:
     """Face pairs joined through near-duplicate source images; also the hashed images' IDs and hashes, a summary and how many hashes were reused.
 
     Hashes the source image of every face (its raw shard member, at most faces.max_pixels),
     finds image pairs within dedupe.image_max_distance and pairs their faces by box position.
     """
-    distinct = np.unique(faces.image_id[faces.has_image])
-    image_ids = distinct[[bool(SAFE_ID.match(decode(i))) for i in distinct]] if len(distinct) else distinct
+    ids = distinct(faces.image_id, faces.has_image)
+    image_ids = ids[[bool(SAFE_ID.match(decode(i))) for i in ids]] if len(ids) else ids
+    del ids
     shards = Path(params.paths.raw) / "shards"  # the crawl's (docs/architecture.md)
     shard_on_disk = [(shards / name).is_file() for name in sources.shards]
     place = lookup(sources.image_id, image_ids)
+    release(sources.image_id)
     found = np.array([p >= 0 and sources.shard[p] >= 0 and shard_on_disk[sources.shard[p]] for p in place.tolist()], dtype=bool)
     names, place = image_ids[found], place[found]
     skipped = Counter({"missing_file": len(image_ids) - len(names)} if len(names) < len(image_ids) else {})
     hashes, failures, reused = hash_cached(
         "image_id", names, names, lambda k: Source(str(shards), sources.member(int(place[k])), decode(names[k]), decode(names[k])),
-        Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels,
+        Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels, spill,
     )
     skipped.update(f.reason for _, f in failures)
     if skipped:
@@ -157,18 +163,21 @@ def source_image_edges(
             sum(skipped.values()), len(image_ids), ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())),
         )
     names = names[hashes.ok]
-    hashes.keep(np.nonzero(hashes.ok)[0])
+    hashes.keep(np.nonzero(hashes.ok)[0], spill)
+    if spill:
+        names = spill.save(names)
     pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
-    image_of = np.where(faces.has_image, lookup(names, faces.image_id), -1)
-    sizes = np.stack([hashes.width, hashes.height], axis=1).tolist()
-    edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), sizes, params.dedupe.box_iou)
+    image_of = lookup_column(names, faces.image_id, faces.has_image)
+    edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), ImageSizes(hashes.width, hashes.height), params.dedupe.box_iou)
+    hashes.release()
+    release(faces.box, faces.box_ok)
     summary = {"hashed": len(names), "near_pairs": len(pairs), "faces_joined": len(edges), "skipped": dict(sorted(skipped.items()))}
     return edges, names, hashes, summary, reused
 
 
 def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray, Hashes]:
     """The cached hashes of the faces' source images, in the order the cache first lists them: kept for when the image check is on again."""
-    names = np.unique(faces.image_id[faces.has_image])
+    names = distinct(faces.image_id, faces.has_image)
     hashes, first_line = read_cache(cache_path, "image_id", names)
     listed = np.nonzero(hashes.ok)[0]
     listed = listed[np.argsort(first_line[listed], kind="stable")]
@@ -178,7 +187,10 @@ def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray,
 
 def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
     """Each face's dup_kind as a code: 0 for a kept face, else 1 + its index in DUP_KINDS."""
-    exact = hashes.pixel_sha256 == hashes.pixel_sha256[kept_of]
+    exact = np.empty(len(kept_of), dtype=bool)
+    for rows in gather_blocks(len(kept_of)):  # spilled digests: a block at a time, some read at random
+        exact[rows] = hashes.pixel_sha256[rows] == hashes.pixel_sha256[kept_of[rows]]
+        release(hashes.pixel_sha256)
     near = face_labels == face_labels[kept_of]
     kinds = np.where(exact, 1, np.where(near, 2, 3)).astype(np.int8)
     kinds[kept_of == np.arange(len(kept_of))] = 0
@@ -186,92 +198,107 @@ def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> n
 
 
 def manifest_rows(faces: FaceTable, hashes: Hashes, kept_of: np.ndarray, kinds: np.ndarray) -> Iterator[dict]:
-    """The dedup manifest's records, one per hashed face in face-ID order."""
+    """The dedup manifest's records, one per hashed face in face-ID order (spilled columns read a block at a time)."""
     distance = popcount64(hashes.phash ^ hashes.phash[kept_of])
-    for i in range(len(kept_of)):
-        yield {
-            "face_id": decode(faces.face_id[i]),
-            "image_id": decode(faces.image_id[i]) if faces.has_image[i] else None,
-            "phash": to_hex(hashes.phash[i]),
-            "group_id": decode(faces.face_id[kept_of[i]]),
-            "kept": not kinds[i],
-            "dup_kind": DUP_KINDS[kinds[i] - 1] if kinds[i] else None,
-            "distance": int(distance[i]),
-        }
+    for rows in gather_blocks(len(kept_of)):
+        face_ids, image_ids, has_image = faces.face_id[rows], faces.image_id[rows], faces.has_image[rows]
+        group_ids = faces.face_id[kept_of[rows]]
+        for k, i in enumerate(range(rows.start, rows.stop)):
+            yield {
+                "face_id": decode(face_ids[k]),
+                "image_id": decode(image_ids[k]) if has_image[k] else None,
+                "phash": to_hex(hashes.phash[i]),
+                "group_id": decode(group_ids[k]),
+                "kept": not kinds[i],
+                "dup_kind": DUP_KINDS[kinds[i] - 1] if kinds[i] else None,
+                "distance": int(distance[i]),
+            }
+        release(faces.face_id, faces.image_id, faces.has_image)
+
+
+def cache_lines(key: str, names: np.ndarray, hashes: Hashes) -> Iterator[dict]:
+    """The hash cache's lines for `names` (face or image IDs, spilled or not) and their hashes, in order."""
+    for rows in blocks(len(names)):
+        for i in range(rows.start, rows.stop):
+            yield hashes.cache_record(key, decode(names[i]), i)
+        release(names, *vars(hashes).values())
 
 
 def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = None) -> DedupeSummary:
     """Hash, group and choose representatives for every face; write the dedup folder. `progress(done, total)` per batch."""
     faces_dir, out = Path(params.paths.faces), Path(params.paths.dedup)
-    dp = params.dedupe
-    table, rejects = read_face_table(faces_dir)
-    bad_ids = len(rejects)
-    sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", np.unique(table.image_id[table.has_image]))
-    cache_path = out / "hashes.jsonl"
-    report = progress or (lambda done, total: None)
-    # the bar counts faces, then their source images (at most one per face)
-    total = len(table) * (2 if dp.image_max_distance > 0 else 1)
+    fixed_mmap_threshold()
+    with Spill(out) as spill:
+        dp = params.dedupe
+        table, rejects = read_face_table(faces_dir, spill)
+        bad_ids = len(rejects)
+        sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", distinct(table.image_id, table.has_image))
+        sources.image_id = spill.save(sources.image_id)
+        cache_path = out / "hashes.jsonl"
+        report = progress or (lambda done, total: None)
+        # the bar counts faces, then their source images (at most one per face)
+        total = len(table) * (2 if dp.image_max_distance > 0 else 1)
 
-    workers = resolve_workers(dp.workers)
-    image_edges, images = np.empty((0, 2), dtype=np.int64), {}
-    with hashing_pool(workers, total) as pool:
-        hashes, failed, reused = hash_faces(table, cache_path, faces_dir / "shards", pool, lambda done: report(done, total))
-        rejects += failed
-        hashed = np.nonzero(hashes.ok)[0]
-        table.keep(hashed)
-        hashes.keep(hashed)
-        faces = table
-        del table, hashed
-        if dp.image_max_distance > 0:
-            image_edges, image_names, image_hashes, images, image_reused = source_image_edges(
-                params, faces, sources, pool, lambda done: report(total // 2 + done, total)
-            )
-            reused += image_reused
-        else:
-            # the check is off this run: keep the source images' cached hashes for when it is on again
-            image_names, image_hashes = cached_image_hashes(cache_path, faces)
-    report(total, total)
+        workers = resolve_workers(dp.workers)
+        image_edges, images = np.empty((0, 2), dtype=np.int64), {}
+        with hashing_pool(workers, total) as pool:
+            hashes, failed, reused = hash_faces(table, cache_path, faces_dir / "shards", pool, lambda done: report(done, total), spill)
+            rejects += failed
+            hashed = np.nonzero(hashes.ok)[0]
+            table.keep(hashed, spill)
+            hashes.keep(hashed, spill)
+            faces = table
+            del table, hashed
+            if dp.image_max_distance > 0:
+                image_edges, image_names, image_hashes, images, image_reused = source_image_edges(
+                    params, faces, sources, pool, lambda done: report(total // 2 + done, total), spill
+                )
+                reused += image_reused
+            else:
+                # the check is off this run: keep the source images' cached hashes for when it is on again
+                image_names, image_hashes = cached_image_hashes(cache_path, faces)
+        report(total, total)
 
-    face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
-    n = len(faces)
-    labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
-    source_pixels = gather(sources.pixels, np.where(faces.has_image, lookup(sources.image_id, faces.image_id), -1), 0)
-    kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)
-    kinds = dup_kinds(hashes, kept_of, face_labels)
+        face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
+        n = len(faces)
+        labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
+        source_pixels = gather(sources.pixels, lookup_column(sources.image_id, faces.image_id, faces.has_image), 0)
+        del sources
+        kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)
+        release(faces.box_area, faces.score)
+        del source_pixels
+        kinds = dup_kinds(hashes, kept_of, face_labels)
 
-    by_kind = np.bincount(kinds, minlength=len(DUP_KINDS) + 1)
-    sizes = np.bincount(labels, minlength=1)
-    summary = DedupeSummary(
-        faces=n + bad_ids,
-        kept=int(by_kind[0]),
-        removed_by_kind={k: int(by_kind[1 + j]) for j, k in enumerate(DUP_KINDS)},
-        duplicate_groups=int((sizes > 1).sum()),
-        largest_group=int(sizes.max(initial=0)),
-        skipped=dict(sorted(Counter(r["reason"] for r in rejects).items())),
-        max_distance=dp.max_distance,
-        image_max_distance=dp.image_max_distance,
-        box_iou=dp.box_iou,
-        images=images,
-        hashes_reused=reused,
-        output=str(out),
-    )
-    if summary.largest_group > max(5, 0.1 * n):
-        log.warning(
-            "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
-            "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance "
-            "(or dedupe.image_max_distance when their dup_kind is near_image)",
-            summary.largest_group, n, decode(faces.face_id[kept_of[int(np.argmax(sizes))]]), out,
+        by_kind = np.bincount(kinds, minlength=len(DUP_KINDS) + 1)
+        sizes = np.bincount(labels, minlength=1)
+        summary = DedupeSummary(
+            faces=n + bad_ids,
+            kept=int(by_kind[0]),
+            removed_by_kind={k: int(by_kind[1 + j]) for j, k in enumerate(DUP_KINDS)},
+            duplicate_groups=int((sizes > 1).sum()),
+            largest_group=int(sizes.max(initial=0)),
+            skipped=dict(sorted(Counter(r["reason"] for r in rejects).items())),
+            max_distance=dp.max_distance,
+            image_max_distance=dp.image_max_distance,
+            box_iou=dp.box_iou,
+            images=images,
+            hashes_reused=reused,
+            output=str(out),
         )
-    write_jsonl(out / "manifest.jsonl", manifest_rows(faces, hashes, kept_of, kinds))
-    write_jsonl(out / "rejects.jsonl", rejects)
-    # drop hashes of faces and images gone
-    write_jsonl(
-        cache_path,
-        itertools.chain(
-            (hashes.cache_record("face_id", decode(faces.face_id[i]), i) for i in range(n)),
-            (image_hashes.cache_record("image_id", decode(image_names[k]), k) for k in range(len(image_names))),
-        ),
-    )
+        if summary.largest_group > max(5, 0.1 * n):
+            log.warning(
+                "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
+                "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance "
+                "(or dedupe.image_max_distance when their dup_kind is near_image)",
+                summary.largest_group, n, decode(faces.face_id[kept_of[int(np.argmax(sizes))]]), out,
+            )
+        write_jsonl(out / "manifest.jsonl", manifest_rows(faces, hashes, kept_of, kinds))
+        write_jsonl(out / "rejects.jsonl", rejects)
+        # drop hashes of faces and images gone
+        write_jsonl(
+            cache_path,
+            itertools.chain(cache_lines("face_id", faces.face_id, hashes), cache_lines("image_id", image_names, image_hashes)),
+        )
     write_json(out / "dedupe.json", summary.metrics())
     log.info("dedupe: %d faces, %d kept, %d removed %s", summary.faces, summary.kept, summary.removed, summary.removed_by_kind)
     return summary

@@ -195,3 +195,35 @@ def test_the_manifests_are_read_as_a_stream_not_held(planted):
     _, peak = traced_peak(lambda: run_dedupe(params))
     assert peak < size / 8, f"peak {peak} bytes for {size} bytes of manifests"
     assert {name: (root / "dedup" / name).read_bytes() for name in expected} == expected
+
+
+def test_columns_spilled_in_many_small_blocks_give_the_same_files_and_leave_no_spill(planted, monkeypatch):
+    from preprocess import columns, spill
+
+    root, _, _ = planted
+    params = params_for(root)
+    run_dedupe(params)
+    names = ("manifest.jsonl", "rejects.jsonl", "dedupe.json", "hashes.jsonl")
+    expected = {name: (root / "dedup" / name).read_bytes() for name in names}
+    for module, name, value in ((columns, "CHUNK", 7), (spill, "BLOCK_ROWS", 5), (spill, "GATHER_ROWS", 3)):
+        monkeypatch.setattr(module, name, value)
+    run_dedupe(params)
+    assert {name: (root / "dedup" / name).read_bytes() for name in names} == expected
+    assert sorted(p.name for p in (root / "dedup").iterdir()) == sorted(names)
+
+
+def test_a_failed_run_leaves_no_spill_and_the_old_manifest(planted, monkeypatch):
+    from preprocess.dedupe import stage
+
+    root, _, _ = planted
+    run_dedupe(params_for(root))
+    before = (root / "dedup" / "manifest.jsonl").read_bytes()
+
+    def broken(*args):
+        raise RuntimeError("representatives failed")
+
+    monkeypatch.setattr(stage, "representatives", broken)
+    with pytest.raises(RuntimeError):
+        run_dedupe(params_for(root))
+    assert not list((root / "dedup").glob(".spill-*"))
+    assert (root / "dedup" / "manifest.jsonl").read_bytes() == before

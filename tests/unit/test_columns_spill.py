@@ -1,0 +1,86 @@
+"""Spilled columns (preprocess/spill.py) give what the in-memory ones give, over many chunks, and leave no file behind."""
+
+import os
+
+import numpy as np
+import pytest
+
+from preprocess import columns, spill
+from preprocess.columns import ColumnBuilder, distinct, keep_rows, lookup, lookup_column
+from preprocess.spill import Spill, release
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Chunks, blocks and gathers of a few rows, so a small set crosses many of each."""
+    monkeypatch.setattr(columns, "CHUNK", 7)
+    monkeypatch.setattr(spill, "BLOCK_ROWS", 5)
+    monkeypatch.setattr(spill, "GATHER_ROWS", 3)
+
+
+def records(n: int) -> list[dict]:
+    rng = np.random.default_rng(0)
+    # IDs grow longer part-way through: a later chunk is wider than the first
+    return [
+        {"face_id": f"f{i:03d}".encode() + (b"-long-suffix" if i > 40 else b""), "offset": int(rng.integers(0, 10**12)), "box": tuple(rng.random(4)), "ok": bool(i % 3)}
+        for i in range(n)
+    ]
+
+
+def build(rows: list[dict], spilled: Spill | None) -> dict[str, np.ndarray]:
+    builder = ColumnBuilder({"face_id": "S", "offset": np.int64, "box": (np.float64, 4), "ok": bool}, spilled)
+    for record in rows:
+        builder.add(**record)
+    return builder.arrays()
+
+
+def test_spilled_columns_equal_in_memory_ones_over_many_chunks(tmp_path, tiny_chunks):
+    rows = records(60)
+    expected = build(rows, None)
+    with Spill(tmp_path) as spilled:
+        got = build(rows, spilled)
+        assert all(isinstance(got[name], np.memmap) for name in got)
+        for name, column in expected.items():
+            assert got[name].dtype == column.dtype and np.array_equal(got[name], column), name
+        order = np.random.default_rng(1).permutation(60)[:45]
+        kept = dict(got)
+        keep_rows(kept, order, spilled)
+        for name, column in expected.items():
+            assert np.array_equal(kept[name], column[order]), name
+        mask = expected["ok"]
+        assert np.array_equal(distinct(got["face_id"], got["ok"]), np.unique(expected["face_id"][mask]))
+        keys = np.unique(expected["face_id"][::2])
+        assert np.array_equal(lookup_column(keys, got["face_id"], got["ok"]), np.where(mask, lookup(keys, expected["face_id"]), -1))
+        release(*got.values())  # pages handed back: the data stays
+        assert np.array_equal(got["offset"], expected["offset"])
+
+
+def test_no_rows_spill_to_empty_columns(tmp_path):
+    with Spill(tmp_path) as spilled:
+        got = build([], spilled)
+        assert all(len(column) == 0 for column in got.values())
+        assert len(spilled.save(np.zeros(0, np.int64))) == 0
+
+
+def test_the_spill_folder_goes_after_success_and_after_an_error(tmp_path):
+    with Spill(tmp_path) as spilled:
+        spilled.save(np.arange(10))
+        root = spilled.root
+        assert root.is_dir() and root.parent == tmp_path
+    assert not root.exists()
+    with pytest.raises(RuntimeError), Spill(tmp_path) as spilled:
+        spilled.save(np.arange(10))
+        raise RuntimeError("stage failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_spill_folder_is_removed_by_the_next_and_a_live_ones_is_not(tmp_path):
+    dead = os.fork()
+    if not dead:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    (tmp_path / f".spill-{dead}-abc").mkdir()
+    (tmp_path / f".spill-{os.getpid()}-live").mkdir()
+    with Spill(tmp_path):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == [f".spill-{os.getpid()}-live"]
