@@ -224,6 +224,7 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
     after = bucket_end - positions - 1
     has = np.nonzero(after > 0)[0]
     yield from _expand(order[has], positions[has] + 1, after[has], order, chunk)
+    del bucket_end, positions, after, has  # n-long each: gone before the bucket table is built
     if band.radius == 0:
         return
 

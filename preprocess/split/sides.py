@@ -4,7 +4,7 @@ Faces that must not be separated form one unit: all faces of one near-duplicate 
 faces cut from one source image, and transitively everything these link. A unit's key is the
 smallest source image ID in it; it goes to test when a hash of the key and the salt, read as a
 number in [0, 1), is below the test ratio. Everything works on arrays of IDs (bytes or str), so a
-million faces cost a few sorts.
+million faces cost a few sorts; spilled columns (preprocess/spill.py) are handed back after each.
 """
 
 from __future__ import annotations
@@ -15,17 +15,30 @@ import numpy as np
 
 from anigan.ids import stable_fraction
 from preprocess.groups import components, same_key_edges
+from preprocess.spill import release
+
+
+def units(image_ids: np.ndarray, group_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's unit (an index into the keys) and each unit's split key: the smallest image ID in it.
+
+    Keys are held per unit, never per face. Two units never share a key: faces with one image ID
+    are in one unit.
+    """
+    n = len(image_ids)
+    labels = components(n, [same_key_edges(image_ids), same_key_edges(group_ids)])  # each unit named by its first face
+    release(image_ids, group_ids)
+    by_unit = np.lexsort((image_ids, labels))
+    release(image_ids)
+    names, first = np.unique(labels[by_unit], return_index=True)
+    keys = image_ids[by_unit[first]]
+    release(image_ids)
+    return np.searchsorted(names, labels), keys
 
 
 def unit_keys(image_ids: np.ndarray, group_ids: np.ndarray) -> np.ndarray:
     """Each face's split key: the smallest image ID among the faces it is linked to by image or group."""
-    n = len(image_ids)
-    labels = components(n, [same_key_edges(image_ids), same_key_edges(group_ids)])  # each unit named by its first face
-    by_unit = np.lexsort((image_ids, labels))
-    units, first = np.unique(labels[by_unit], return_index=True)
-    key_of = np.empty(n, dtype=image_ids.dtype)
-    key_of[units] = image_ids[by_unit[first]]
-    return key_of[labels]
+    unit_of, keys = units(image_ids, group_ids)
+    return keys[unit_of]
 
 
 def _text(key: bytes | str) -> str:
@@ -39,9 +52,9 @@ def side_of(key: str, test_ratio: float, salt: str = "") -> str:
 
 def held_out(image_ids: np.ndarray, group_ids: np.ndarray, test_ratio: float, salt: str = "") -> np.ndarray:
     """True for each face on the test side; the key hash is computed once per unit, not per face."""
-    keys, inverse = np.unique(unit_keys(image_ids, group_ids), return_inverse=True)
-    in_test = np.array([side_of(_text(k), test_ratio, salt) == "test" for k in keys], dtype=bool)
-    return in_test[inverse.reshape(-1)]
+    unit_of, keys = units(image_ids, group_ids)
+    in_test = np.fromiter((side_of(_text(k), test_ratio, salt) == "test" for k in keys), dtype=bool, count=len(keys))
+    return in_test[unit_of]
 
 
 def split_keys(image_ids: Sequence[str], group_ids: Sequence[str]) -> list[str]:

@@ -30,7 +30,9 @@ import numpy as np
 from anigan.files import write_json, write_jsonl
 from anigan.ids import file_sha256
 from anigan.params import Params
-from preprocess.columns import decode
+from anigan.shards import Member
+from preprocess.columns import decode, distinct, lookup_column
+from preprocess.spill import Spill, fixed_mmap_threshold, gather_blocks
 from preprocess.split.pack import PackResult, pack_faces
 from preprocess.split.sides import held_out
 from preprocess.split.table import SplitTable, read_split_table
@@ -53,14 +55,24 @@ class SplitSummary:
 
 def index_rows(table: SplitTable, rows: np.ndarray) -> Iterator[dict]:
     """The split's index, row i of its array: face_id, group_id, image_id and colours."""
-    for i in rows.tolist():
-        yield {
-            "face_id": decode(table.face_id[i]),
-            "group_id": decode(table.group_id[i]),
-            "image_id": decode(table.image_id[i]),
-            "hair_color": table.colors[table.hair[i]],
-            "eye_color": table.colors[table.eyes[i]],
-        }
+    for block in gather_blocks(len(rows)):
+        for i in rows[block].tolist():
+            yield {
+                "face_id": decode(table.face_id[i]),
+                "group_id": decode(table.group_id[i]),
+                "image_id": decode(table.image_id[i]),
+                "hair_color": table.colors[table.hair[i]],
+                "eye_color": table.colors[table.eyes[i]],
+            }
+        table.release()
+
+
+def crops(table: SplitTable, rows: np.ndarray) -> Iterator[tuple[str, Member | None]]:
+    """(face ID, crop place) of each row, for pack_faces."""
+    for block in gather_blocks(len(rows)):
+        for i in rows[block].tolist():
+            yield decode(table.face_id[i]), table.member(i)
+        table.release()
 
 
 def color_counts(table: SplitTable, codes: np.ndarray) -> dict[str, int]:
@@ -72,10 +84,10 @@ def color_counts(table: SplitTable, codes: np.ndarray) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def side_card(table: SplitTable, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
+def side_card(table: SplitTable, image_rank: np.ndarray, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
     return {
         "faces": len(rows),
-        "source_images": len(np.unique(table.image_id[rows])),
+        "source_images": len(np.unique(image_rank[rows])),
         "hair_color": color_counts(table, table.hair[rows]),
         "eye_color": color_counts(table, table.eyes[rows]),
         "pixels_sha256": packed.pixels_sha256,
@@ -86,13 +98,30 @@ def side_card(table: SplitTable, rows: np.ndarray, packed: PackResult, index: Pa
 def run_split(params: Params, progress: Callable[[int, int], None] | None = None) -> SplitSummary:
     """Assign sides, pack each split's kept faces, write the index files and the dataset card."""
     p = params.split
-    table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl")
-    in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt)
+    out = Path(params.paths.dataset)
+    fixed_mmap_threshold()
+    with Spill(out) as spill:
+        table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl", spill)
+        in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt)
+        image_rank = source_ranks(table)
+        kept = np.nonzero(table.kept)[0]
+        kept = kept[np.argsort(table.face_id[kept], kind="stable")]  # rows in face-ID order
+        table.release()
+        return _pack_and_write(params, table, in_test, image_rank, kept, progress)
 
+
+def source_ranks(table: SplitTable) -> np.ndarray:
+    """Each face's source image as a rank among the distinct image IDs: the card counts images from these, not from the IDs."""
+    rank = lookup_column(distinct(table.image_id), table.image_id)
+    return rank.astype(np.int32) if len(rank) < 2**31 else rank
+
+
+def _pack_and_write(
+    params: Params, table: SplitTable, in_test: np.ndarray, image_rank: np.ndarray, kept: np.ndarray, progress: Callable[[int, int], None] | None
+) -> SplitSummary:
+    p = params.split
     out = Path(params.paths.dataset)
     shards = Path(params.paths.faces) / "shards"
-    kept = np.nonzero(table.kept)[0]
-    kept = kept[np.argsort(table.face_id[kept], kind="stable")]  # rows in face-ID order
     total = len(kept)
     done = 0
     card: dict[str, Any] = {"image_size": p.image_size, "test_ratio": p.test_ratio, "salt": p.salt, "splits": {}}
@@ -100,7 +129,7 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     for split in SPLITS:
         chosen = kept[in_test[kept] == (split == "test")]
         packed = pack_faces(
-            ((decode(table.face_id[i]), table.member(i)) for i in chosen.tolist()),
+            crops(table, chosen),
             len(chosen),
             shards,
             p.image_size,
@@ -111,7 +140,7 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
         skipped.update(e.reason for _, e in packed.skipped)
         rows = chosen[packed.rows]
         write_jsonl(out / f"{split}.jsonl", index_rows(table, rows))
-        card["splits"][split] = side_card(table, rows, packed, out / f"{split}.jsonl")
+        card["splits"][split] = side_card(table, image_rank, rows, packed, out / f"{split}.jsonl")
     n_train, n_test = (card["splits"][s]["faces"] for s in SPLITS)
     card["faces"] = n_train + n_test
     card["realized_test_ratio"] = round(n_test / card["faces"], 6) if card["faces"] else 0.0

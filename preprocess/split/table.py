@@ -17,6 +17,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup
+from preprocess.spill import Spill, blocks, release
 
 
 @dataclass
@@ -35,13 +36,25 @@ class SplitTable:
     shards: list[str]
     colors: list[Any]  # the colour values as the faces manifest has them (words, or null)
 
+    def release(self) -> None:
+        """Hand back the pages of spilled columns read so far."""
+        release(*vars(self).values())
+
     def member(self, i: int) -> Member | None:
         code = int(self.shard[i])
         return None if code < 0 else Member(self.shards[code], int(self.offset[i]), int(self.size[i]))
 
 
-def _dedup_columns(path: Path) -> dict[str, np.ndarray]:
-    columns = ColumnBuilder({"face_id": "S", "group_id": "S", "kept": bool})
+def copy_column(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """`target` (as long, at least as wide) filled with `source`, a block at a time; returned."""
+    for rows in blocks(len(source)):
+        target[rows] = source[rows]
+        release(source, target)
+    return target
+
+
+def _dedup_columns(path: Path, spill: Spill | None) -> dict[str, np.ndarray]:
+    columns = ColumnBuilder({"face_id": "S", "group_id": "S", "kept": bool}, spill)
     for record in read_jsonl(path):
         fid, gid = record.get("face_id"), record.get("group_id")
         if not isinstance(fid, str) or not isinstance(gid, str):
@@ -50,20 +63,27 @@ def _dedup_columns(path: Path) -> dict[str, np.ndarray]:
     return columns.arrays()
 
 
-def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
+def read_split_table(faces_manifest: Path, dedup_manifest: Path, spill: Spill | None = None) -> SplitTable:
     """The dedup manifest's faces with what the faces manifest says of them; a UserError when either is
-    missing or the dedup manifest names a face the faces manifest does not (dedupe ran on other faces)."""
+    missing or the dedup manifest names a face the faces manifest does not (dedupe ran on other faces).
+
+    With `spill`, every per-face column but `kept` is spilled, filled a chunk at a time."""
     for path, stage in ((faces_manifest, "faces"), (dedup_manifest, "dedupe")):
         if not path.exists():
             raise UserError(f"{path} not found: run `anigan {stage}` first")
-    dedup = _dedup_columns(dedup_manifest)
+    dedup = _dedup_columns(dedup_manifest, spill)
     n = len(dedup["face_id"])
     by_id = np.argsort(dedup["face_id"], kind="stable")
-    sorted_ids = dedup["face_id"][by_id]
+    release(dedup["face_id"])
+    sorted_ids = spill.gather(dedup["face_id"], by_id) if spill and isinstance(dedup["face_id"], np.memmap) else dedup["face_id"][by_id]
     seen = np.zeros(n, bool)
-    image_id = dedup["face_id"].astype(f"S{max(64, dedup['face_id'].dtype.itemsize)}")  # a face without a source image ID is its own source
-    shard, offset, size = np.full(n, -1, np.int32), np.zeros(n, np.int64), np.zeros(n, np.int64)
-    hair, eyes = np.zeros(n, np.int32), np.zeros(n, np.int32)
+    zeros = spill.zeros if spill else np.zeros
+    # a face without a source image ID is its own source
+    image_id = copy_column(dedup["face_id"], zeros(n, f"S{max(64, dedup['face_id'].dtype.itemsize)}"))
+    shard, offset, size = zeros(n, np.int32), zeros(n, np.int64), zeros(n, np.int64)
+    shard[:] = -1
+    hair, eyes = zeros(n, np.int32), zeros(n, np.int32)
+    release(shard)
     shards, colors = Vocabulary(), Vocabulary()
     # only the fields used travel in a chunk, never whole records (a faces record carries its measures)
     fields = (
@@ -73,6 +93,7 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
     )
     for chunk in chunked(fields):
         found = lookup(sorted_ids, np.array([encode(fid) for fid, *_ in chunk], dtype="S"))
+        release(sorted_ids)
         for k in last_of_each(found).tolist():
             i = int(by_id[found[k]])
             _, source, member, hair[i], eyes[i] = chunk[k]
@@ -80,11 +101,12 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path) -> SplitTable:
             if isinstance(source, str) and source:
                 source_id = encode(source)
                 if len(source_id) > image_id.dtype.itemsize:  # an unusually long ID: widen rather than cut it
-                    image_id = image_id.astype(f"S{len(source_id)}")
+                    image_id = copy_column(image_id, zeros(n, f"S{len(source_id)}"))
                 image_id[i] = source_id
             else:
                 image_id[i] = dedup["face_id"][i]
             shard[i], offset[i], size[i] = (-1, 0, 0) if member is None else (shards.code(member.shard), member.offset, member.bytes)
+        release(image_id, shard, offset, size, hair, eyes, dedup["face_id"])
     if not seen.all():
         stale = np.nonzero(~seen)[0]
         raise UserError(

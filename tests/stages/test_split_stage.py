@@ -11,7 +11,7 @@ from anigan.cli import cli
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.params import load_params
-from preprocess import columns
+from preprocess import columns, spill
 from preprocess.dedupe.stage import run_dedupe
 from preprocess.split.stage import run_split
 from tests.faces_folder import Face, crop, drawing, image_id_for, pad_records, planted_set, traced_peak, write_faces
@@ -207,6 +207,25 @@ def test_columns_built_in_chunks_of_any_size_give_the_same_files(built, monkeypa
     folders = ("dedup", "dataset")
     expected = {p: p.read_bytes() for folder in folders for p in (root / folder).iterdir()}
     monkeypatch.setattr(columns, "CHUNK", 3)  # every manifest and the hash cache cross many chunk boundaries
+    monkeypatch.setattr(spill, "BLOCK_ROWS", 5)  # spilled columns: read in many blocks, gathered a few rows at a time
+    monkeypatch.setattr(spill, "GATHER_ROWS", 2)
     run_dedupe(params)
     run_split(params)
     assert {p: p.read_bytes() for folder in folders for p in (root / folder).iterdir()} == expected
+
+
+def test_a_failed_split_leaves_no_spill_and_the_old_files(built, monkeypatch):
+    from preprocess.split import stage
+
+    root, params, _, _ = built
+    run_split(params)
+    expected = {name: (root / "dataset" / name).read_bytes() for name in OUTPUTS}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("packing failed")
+
+    monkeypatch.setattr(stage, "pack_faces", broken)
+    with pytest.raises(RuntimeError):
+        run_split(params)
+    assert sorted(p.name for p in (root / "dataset").iterdir()) == sorted(OUTPUTS)
+    assert {name: (root / "dataset" / name).read_bytes() for name in OUTPUTS} == expected
