@@ -149,7 +149,14 @@ def distinct(column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         part = column[rows] if mask is None else column[rows][mask[rows]]
         parts.append(np.unique(part))
         release(column, mask)
-    return np.unique(np.concatenate(parts)) if parts else np.unique(column[:0])
+    if not parts:
+        return np.unique(column[:0])
+    values = np.concatenate(parts)
+    del parts
+    values.sort()  # in place: np.unique would sort a copy
+    first = np.ones(len(values), dtype=bool)
+    first[1:] = values[1:] != values[:-1]
+    return values[first]
 
 
 def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:

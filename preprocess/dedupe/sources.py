@@ -15,7 +15,7 @@ import numpy as np
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import Vocabulary, chunked, encode, lookup
-from preprocess.spill import release
+from preprocess.spill import Spill, release
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,11 @@ class SourceTable:
     offset: np.ndarray
     size: np.ndarray
     shards: list[str]
+
+    def spill(self, spill: Spill) -> None:
+        """Move every column to `spill`: images are looked up a few at a time from here on."""
+        for name in ("image_id", "pixels", "shard", "offset", "size"):
+            setattr(self, name, spill.save(getattr(self, name)))
 
     def member(self, i: int) -> Member | None:
         code = int(self.shard[i])

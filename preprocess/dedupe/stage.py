@@ -150,6 +150,7 @@ def source_image_edges(
     place = lookup(sources.image_id, image_ids)
     release(sources.image_id)
     found = np.array([p >= 0 and sources.shard[p] >= 0 and shard_on_disk[sources.shard[p]] for p in place.tolist()], dtype=bool)
+    release(sources.shard)
     names, place = image_ids[found], place[found]
     skipped = Counter({"missing_file": len(image_ids) - len(names)} if len(names) < len(image_ids) else {})
     hashes, failures, reused = hash_cached(
@@ -233,7 +234,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         table, rejects = read_face_table(faces_dir, spill)
         bad_ids = len(rejects)
         sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", distinct(table.image_id, table.has_image))
-        sources.image_id = spill.save(sources.image_id)
+        sources.spill(spill)
         cache_path = out / "hashes.jsonl"
         report = progress or (lambda done, total: None)
         # the bar counts faces, then their source images (at most one per face)
@@ -263,6 +264,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         n = len(faces)
         labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
         source_pixels = gather(sources.pixels, lookup_column(sources.image_id, faces.image_id, faces.has_image), 0)
+        release(sources.pixels)
         del sources
         kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)
         release(faces.box_area, faces.score)

@@ -31,10 +31,10 @@ from anigan.files import write_json, write_jsonl
 from anigan.ids import file_sha256
 from anigan.params import Params
 from anigan.shards import Member
-from preprocess.columns import decode, distinct, lookup_column
+from preprocess.columns import decode
 from preprocess.spill import Spill, fixed_mmap_threshold, gather_blocks
 from preprocess.split.pack import PackResult, pack_faces
-from preprocess.split.sides import held_out
+from preprocess.split.sides import held_out, image_ranks
 from preprocess.split.table import SplitTable, read_split_table
 
 log = logging.getLogger(__name__)
@@ -102,18 +102,12 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     fixed_mmap_threshold()
     with Spill(out) as spill:
         table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl", spill)
-        in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt)
-        image_rank = source_ranks(table)
+        image_rank = image_ranks(table.image_id)  # the card counts source images by these
+        in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt, image_rank)
         kept = np.nonzero(table.kept)[0]
         kept = kept[np.argsort(table.face_id[kept], kind="stable")]  # rows in face-ID order
         table.release()
         return _pack_and_write(params, table, in_test, image_rank, kept, progress)
-
-
-def source_ranks(table: SplitTable) -> np.ndarray:
-    """Each face's source image as a rank among the distinct image IDs: the card counts images from these, not from the IDs."""
-    rank = lookup_column(distinct(table.image_id), table.image_id)
-    return rank.astype(np.int32) if len(rank) < 2**31 else rank
 
 
 def _pack_and_write(
