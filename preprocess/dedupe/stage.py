@@ -92,16 +92,15 @@ class DedupeSummary:
 
 def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, workers: int = 1) -> np.ndarray:
     """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
-    distinct, inverse = np.unique(phashes, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    # one representative face per distinct hash carries that hash's near pairs
-    first_of = np.full(len(distinct), len(phashes), dtype=np.int64)
-    np.minimum.at(first_of, inverse, np.arange(len(phashes)))
+    # one representative face per distinct hash, its first, carries that hash's near pairs
+    distinct, first_of = np.unique(phashes, return_index=True)
+    release(phashes)
 
     def edges() -> Iterator[np.ndarray]:
         yield same_key_edges(pixel_shas)
         release(pixel_shas)
-        yield same_key_edges(inverse)
+        yield same_key_edges(phashes)  # faces sharing a hash
+        release(phashes)
         for pairs in iter_distinct_pairs(distinct, max_distance, workers=workers):
             yield first_of[pairs]
 
@@ -214,7 +213,7 @@ def manifest_rows(faces: FaceTable, hashes: Hashes, kept_of: np.ndarray, kinds: 
                 "dup_kind": DUP_KINDS[kinds[i] - 1] if kinds[i] else None,
                 "distance": int(distance[i]),
             }
-        release(faces.face_id, faces.image_id, faces.has_image)
+        release(faces.face_id, faces.image_id, faces.has_image, hashes.phash)
 
 
 def cache_lines(key: str, names: np.ndarray, hashes: Hashes) -> Iterator[dict]:
@@ -260,6 +259,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
                 image_names, image_hashes = cached_image_hashes(cache_path, faces)
         report(total, total)
 
+        hashes.phash = spill.save(hashes.phash)  # the search works on the distinct hashes; this is for the output
         face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
         n = len(faces)
         labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
