@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -165,6 +166,13 @@ def split_inputs(work: Path, n: int) -> None:
 GENERATORS = {"dedupe": dedupe_inputs, "split": split_inputs}
 
 
+def generate(stage: str, inputs: Path, records: int) -> None:
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    GENERATORS[stage](inputs, records)
+    (inputs / "done").touch()
+
+
 def overrides(paths: dict[str, Path]) -> list[str]:
     return [arg for key, path in paths.items() for arg in ("-S", f"paths.{key}={path}")]
 
@@ -206,10 +214,13 @@ def main() -> None:
     try:
         started = time.perf_counter()
         if not (inputs / "done").is_file():
-            shutil.rmtree(inputs, ignore_errors=True)
-            inputs.mkdir(parents=True)
-            GENERATORS[args.stage](inputs, args.records)
-            (inputs / "done").touch()
+            # In a process of its own: a child's ru_maxrss counts the memory of the process it was
+            # started from, so the generator's arrays must never have been this one's.
+            generator = multiprocessing.get_context("spawn").Process(target=generate, args=(args.stage, inputs, args.records))
+            generator.start()
+            generator.join()
+            if generator.exitcode:
+                sys.exit(f"generating the {args.stage} inputs failed with {generator.exitcode}")
         generated = time.perf_counter() - started
         out = work / f"out-{args.stage}"
         shutil.rmtree(out, ignore_errors=True)
