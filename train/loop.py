@@ -376,38 +376,24 @@ class Trainer:
         # (an H200, torch 2.11) the compiled backward stops on a stride assertion in inductor
         # (pytorch/pytorch#171622). Then the step is redone without compiling, from the state before it.
         self.compile_unproven = False
-        before = self._step_state()
+        # what the step changes: weights, batch-norm statistics, optimizer moments, augmentation draws
+        before = copy.deepcopy(ckpt.training_state({}, self._saved_nets(), None, self.device))
+        augment_before = self.augment_rng.get_state()
         try:
             return step()
         except Exception as error:  # noqa: BLE001 - any failure of the compiled models; a real bug fails again below
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             log.warning("train.compile: the compiled models failed at their first step on %s (%s); training goes on without torch.compile", self.device.type, reason[:200])
-            self._restore_step_state(before)
+            ckpt.restore_training(before, self._saved_nets(), self.device)
+            self.augment_rng.set_state(augment_before)
+            for net in (self.nets.generator, self.nets.discriminator):
+                net.zero_grad(set_to_none=True)
             self.nets = dataclasses.replace(
                 self.nets,
                 generator_step=getattr(self.nets.generator_step, "_orig_mod", self.nets.generator_step),
                 discriminator_step=getattr(self.nets.discriminator_step, "_orig_mod", self.nets.discriminator_step),
             )
             return step()
-
-    def _step_state(self) -> dict[str, Any]:
-        """What one training step changes, copied: weights, batch-norm statistics, optimizer moments, augmentation draws."""
-        return copy.deepcopy({
-            "generator": self.nets.generator.state_dict(),
-            "discriminator": self.nets.discriminator.state_dict(),
-            "optimizer_g": self.nets.optimizer_g.state_dict(),
-            "optimizer_d": self.nets.optimizer_d.state_dict(),
-            "augment": self.augment_rng.get_state(),
-        })
-
-    def _restore_step_state(self, state: dict[str, Any]) -> None:
-        self.nets.generator.load_state_dict(state["generator"])
-        self.nets.discriminator.load_state_dict(state["discriminator"])
-        self.nets.optimizer_g.load_state_dict(state["optimizer_g"])
-        self.nets.optimizer_d.load_state_dict(state["optimizer_d"])
-        self.augment_rng.set_state(state["augment"])
-        for net in (self.nets.generator, self.nets.discriminator):
-            net.zero_grad(set_to_none=True)
 
     def _read_window(self, window_from: int, window_started: float) -> bool:
         """Read the summed stats back (the only host sync), check them, log them; returns 'stop now'."""
