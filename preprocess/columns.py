@@ -135,11 +135,14 @@ def keep_rows(columns: dict[str, Any], rows: np.ndarray, spill: Spill | None = N
         return
     for name in list(columns):
         value = columns[name]
-        if isinstance(value, np.memmap) and spill:
-            columns[name] = spill.gather(value, rows)
-        elif isinstance(value, np.ndarray):
-            columns[name] = value[rows]
+        if isinstance(value, np.ndarray):
+            columns[name] = take_rows(value, rows, spill)
         del value  # the old column goes now, not when the loop ends
+
+
+def take_rows(column: np.ndarray, rows: np.ndarray, spill: Spill | None = None) -> np.ndarray:
+    """column[rows]; a spilled column's rows go to a new spilled column when `spill` is given."""
+    return spill.gather(column, rows) if spill and isinstance(column, np.memmap) else column[rows]
 
 
 def distinct(column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

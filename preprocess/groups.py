@@ -13,13 +13,19 @@ from scipy.sparse.csgraph import connected_components
 _FOLD_EVERY = 5_000_000
 
 
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """A grouping as edges, a star per group: item -> its label, shape (k, 2).
+
+    Only items joined to another: an item that is its own label adds nothing, and most are, so
+    no n-long array is made for them.
+    """
+    joined = np.nonzero(labels != np.arange(len(labels)))[0]
+    return np.stack([joined, labels[joined]], axis=1)
+
+
 def _fold(labels: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
     n = len(labels)
-    # the current grouping enters as a star per group: item -> its label, for the items already
-    # joined to another (an item that is its own label adds nothing, and most are: no n-long copies)
-    joined = np.nonzero(labels != np.arange(n))[0]
-    star = np.stack([joined, labels[joined]], axis=1)
-    e = np.concatenate([star, *edges])
+    e = np.concatenate([label_edges(labels), *edges])  # the grouping so far, then the new edges
     graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     # name each group by its smallest member: deterministic, independent of scipy's numbering

@@ -41,7 +41,7 @@ from preprocess.dedupe.hashing import Hashes, hash_cached, hashing_pool, read_ca
 from preprocess.dedupe.image_pairs import FacesByImage, ImageSizes, faces_of_image_pairs
 from preprocess.dedupe.phash import Source, to_hex
 from preprocess.dedupe.sources import SourceTable, read_sources
-from preprocess.groups import components, same_key_edges
+from preprocess.groups import components, label_edges, same_key_edges
 from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, release
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class DedupeSummary:
 def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, workers: int = 1) -> np.ndarray:
     """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
     # one representative face per distinct hash, its first, carries that hash's near pairs
-    distinct, first_of = np.unique(phashes, return_index=True)
+    unique_hashes, first_of = np.unique(phashes, return_index=True)
     release(phashes)
 
     def edges() -> Iterator[np.ndarray]:
@@ -101,7 +101,7 @@ def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, 
         release(pixel_shas)
         yield same_key_edges(phashes)  # faces sharing a hash
         release(phashes)
-        for pairs in iter_distinct_pairs(distinct, max_distance, workers=workers):
+        for pairs in iter_distinct_pairs(unique_hashes, max_distance, workers=workers):
             yield first_of[pairs]
 
     return components(len(phashes), edges())
@@ -221,7 +221,8 @@ def cache_lines(key: str, names: np.ndarray, hashes: Hashes) -> Iterator[dict]:
     for rows in blocks(len(names)):
         for i in range(rows.start, rows.stop):
             yield hashes.cache_record(key, decode(names[i]), i)
-        release(names, *vars(hashes).values())
+        release(names)
+        hashes.release()
 
 
 def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = None) -> DedupeSummary:
@@ -262,7 +263,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         hashes.phash = spill.save(hashes.phash)  # the search works on the distinct hashes; this is for the output
         face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
         n = len(faces)
-        labels = components(n, [np.stack([np.arange(n), face_labels], axis=1), image_edges]) if len(image_edges) else face_labels
+        labels = components(n, [label_edges(face_labels), image_edges]) if len(image_edges) else face_labels
         source_pixels = gather(sources.pixels, lookup_column(sources.image_id, faces.image_id, faces.has_image), 0)
         release(sources.pixels)
         del sources

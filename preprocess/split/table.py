@@ -16,7 +16,7 @@ import numpy as np
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
-from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup
+from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup, take_rows
 from preprocess.spill import Spill, blocks, release
 
 
@@ -75,7 +75,7 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path, spill: Spill | 
     n = len(dedup["face_id"])
     by_id = np.argsort(dedup["face_id"], kind="stable")
     release(dedup["face_id"])
-    sorted_ids = spill.gather(dedup["face_id"], by_id) if spill and isinstance(dedup["face_id"], np.memmap) else dedup["face_id"][by_id]
+    sorted_ids = take_rows(dedup["face_id"], by_id, spill)
     seen = np.zeros(n, bool)
     zeros = spill.zeros if spill else np.zeros
     # a face without a source image ID is its own source
