@@ -30,15 +30,25 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/anigan-gpu-check-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+timed() {  # timed NAME COMMAND...: runs it, logs to $work/NAME.log, its wall nanoseconds to $work/NAME.ns; on failure shows the log
+    local name=$1 started
+    shift
+    started=$(date +%s%N)
+    if "$@" >"$work/$name.log" 2>&1; then
+        echo $(($(date +%s%N) - started)) >"$work/$name.ns"
+    else
+        cat "$work/$name.log"
+        echo "gpu_check: $name failed"
+    fi
+}
+
 # 1. Training speed: one repeat of 50 timed steps each, compile off then on.
-"${PY[@]}" bench/train_bench.py --widths 64 --steps 50 --repeats 1 --json "$work/eager.json" >"$work/eager.log" 2>&1 \
-    || { cat "$work/eager.log"; echo "gpu_check: train_bench (compile off) failed"; }
-"${PY[@]}" bench/train_bench.py --widths 64 --steps 50 --repeats 1 --compile --json "$work/compiled.json" >"$work/compiled.log" 2>&1 \
-    || { cat "$work/compiled.log"; echo "gpu_check: train_bench (compile on) failed"; }
+timed eager "${PY[@]}" bench/train_bench.py --widths 64 --steps 50 --repeats 1 --json "$work/eager.json"
+timed compiled "${PY[@]}" bench/train_bench.py --widths 64 --steps 50 --repeats 1 --compile --json "$work/compiled.json"
 
 # 2. The device copy of 700,000 faces. One process writes the array and another copies it, so the
 #    copier's peak RSS is its own (pages written through a memory map count as resident).
-"${PY[@]}" - "$work" >"$work/write.log" 2>&1 <<'EOF' || { cat "$work/write.log"; echo "gpu_check: writing the 700,000-face array failed"; }
+timed write "${PY[@]}" - "$work" <<'EOF'
 import sys
 from pathlib import Path
 
@@ -52,7 +62,7 @@ for start in range(0, count, len(block)):
     out[start:stop] = block[: stop - start]
 out.flush()
 EOF
-"${PY[@]}" - "$work" >"$work/copy.log" 2>&1 <<'EOF' || { cat "$work/copy.log"; echo "gpu_check: the device copy failed"; }
+timed copy "${PY[@]}" - "$work" <<'EOF'
 import json, resource, sys, time
 from pathlib import Path
 
@@ -95,17 +105,6 @@ else
 fi
 
 # 4. The pipeline's own training and evaluation on the GPU, on the demo split if there is one.
-timed() {  # timed NAME COMMAND...: runs it, logs to $work/NAME.log, its wall nanoseconds to $work/NAME.ns
-    local name=$1 started
-    shift
-    started=$(date +%s%N)
-    if "$@" >"$work/$name.log" 2>&1; then
-        echo $(($(date +%s%N) - started)) >"$work/$name.ns"
-    else
-        cat "$work/$name.log"
-        echo "gpu_check: $name failed"
-    fi
-}
 if [ -f data/dataset/train.npy ]; then
     timed train "${PY[@]}" -m anigan train --device cuda --run-dir "$work/run" --fresh
     timed train_compiled "${PY[@]}" -m anigan -S train.compile=true train --device cuda --run-dir "$work/run-compiled" --fresh
