@@ -1,7 +1,8 @@
-"""Stage memory: peak RSS of dedupe or split on generated manifests of N faces, for the flat-in-N goal.
+"""Stage memory: peak RSS of crawl, dedupe or split on generated inputs of N records, for the flat-in-N goal.
 
     uv run python bench/stage_memory.py --stage dedupe --records 100000 --json /tmp/dedupe-100k.json
     uv run python bench/stage_memory.py --stage split --records 400000 [--workdir DIR] [--repo DIR] --json FILE
+    uv run python bench/stage_memory.py --stage crawl --records 400000 [--workdir DIR] [--repo DIR] --json FILE
 
 Inputs are generated, as cheaply as the stage allows, into `--workdir` (kept there and reused
 by a later run with the same stage and N; a temporary folder by default, removed at the end):
@@ -13,9 +14,17 @@ by a later run with the same stage and N; a temporary folder by default, removed
             another face's pHash, 3% exact pixel copies, 5% of the images reposts of another.
     split   a faces manifest and a dedup manifest of N faces (a tenth of them duplicates, not
             kept), every crop one of a few 32 px PNGs in one shard, packed at split.image_size 32.
+    crawl   a raw folder of N posts filled by the folder source (the cheapest real crawl: no site,
+            no Scrapy worker, one process): manifest lines (5% reposts of an earlier image), a
+            tenth as many rejects lines (a third of them transient, dropped on resume), tar shards
+            of tiny real members, crawl_state.json of the query the run makes; and the folder
+            imported, `gallery/`: a few posts the manifest holds already, a few new images, one
+            with the bytes of an image stored earlier and one twice. The run resumes on a copy
+            (shards hard-linked, so they count as shared and are never changed): prepare, counts,
+            the Ledger and Places all work at full size, and the new images go through them.
 
-The stage then runs as `anigan dedupe` or `anigan split` in a child process with paths pointing
-at the generated folders (dedupe.workers 1, so one process does the work). The figures are the
+The stage then runs as `anigan dedupe`, `anigan split` or `anigan crawl` in a child process with
+paths pointing at the generated folders (dedupe.workers 1, so one process does the work). The figures are the
 child's peak resident set (`os.wait4`'s ru_maxrss), its wall time and its CPU seconds; they go to
 `--json` and to bench/RESULTS.md by hand. `--repo` runs another checkout's code on the same
 inputs (the child's working folder, so `-m anigan` imports it): with `--workdir` and the outputs
@@ -163,7 +172,79 @@ def split_inputs(work: Path, n: int) -> None:
     write_lines(dedup / "manifest.jsonl", (dedup_record(rank) for rank in range(n)))
 
 
-GENERATORS = {"dedupe": dedupe_inputs, "split": split_inputs}
+def png(rng: np.random.Generator, side: int = 64) -> bytes:
+    return cv2.imencode(".png", rng.integers(0, 256, (side, side, 3), dtype=np.uint8))[1].tobytes()
+
+
+def tar_member(name: str, data: bytes) -> bytes:
+    """One member as the crawl writes it (anigan.shards): a ustar header, the data, padding to a block."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+CRAWL_REAL = 10  # the first images are real PNGs (one of them is imported again); the rest a few bytes
+CRAWL_KNOWN = (1, 2, 3)  # posts the gallery holds that the manifest has already
+CRAWL_NEW = 8
+
+
+def crawl_post(k: int) -> int:
+    """Post k's image: one post in 20 is a repost of an image seven posts before."""
+    return k - 7 if k % 20 == 19 else k
+
+
+def crawl_inputs(work: Path, n: int) -> None:
+    """raw/ (manifest, rejects, shards, state) of N posts imported from `gallery/`, and the gallery."""
+    rng = np.random.default_rng(0)
+    raw, gallery = work / "raw", work / "gallery"
+    (raw / "shards").mkdir(parents=True)
+    gallery.mkdir()
+    at = "2026-01-01T00:00:00+00:00"
+    members: dict[int, tuple[str, str, int, int]] = {}  # image -> (image_id, shard, offset, bytes)
+    shard, count, offset = None, 0, 0
+    with open(raw / "manifest.jsonl", "w", encoding="utf-8") as manifest:
+        for k in range(n):
+            image = crawl_post(k)
+            if image not in members:
+                data = png(rng) if image < CRAWL_REAL else f"image {image}".encode()
+                image_id = hashlib.sha256(data).hexdigest()
+                if shard is None or count == IMAGES_PER_SHARD:
+                    if shard is not None:
+                        shard.write(b"\0" * 1024)  # tar's end marker, as a finished shard has
+                        shard.close()
+                    name = f"raw-{len(members) // IMAGES_PER_SHARD:06d}.tar"
+                    shard, count, offset = open(raw / "shards" / name, "wb"), 0, 0
+                shard.write(tar_member(f"{image_id}.png", data))
+                members[image] = (image_id, name, offset + 512, len(data))
+                offset += 512 + len(data) + (-len(data) % 512)
+                count += 1
+                if image == 3:
+                    (gallery / "repost.png").write_bytes(data)  # an image stored earlier, imported again
+            image_id, name, at_offset, size = members[image]
+            post = f"{k:07d}.png"
+            record = {"image_id": image_id, "source": "folder", "post_id": post, "post_url": post, "file_url": post, "md5": None, "width": 640,
+                      "height": 480, "tags": [], "rating": None, "fetched_at": at, "shard": name, "offset": at_offset, "bytes": size}  # fmt: skip
+            manifest.write(json.dumps(record, separators=(",", ":")) + "\n")
+    shard.write(b"\0" * 1024)
+    shard.close()
+    reasons = (("too_small", "32x32, smaller than 64x64"), ("corrupt", "cannot decode"), ("server_error", "HTTP 503 after 3 retries"))
+    write_lines(
+        raw / "rejects.jsonl",
+        ({"source": "folder", "post_id": f"r{k:07d}.png", "post_url": f"r{k:07d}.png", "file_url": f"r{k:07d}.png", "reason": reasons[k % 3][0],
+          "detail": reasons[k % 3][1], "rejected_at": at} for k in range(n // 10)),
+    )  # fmt: skip
+    filters = {"ratings": ["general", "sensitive"], "min_width": 64, "min_height": 64, "max_pixels": 40000000, "max_bytes": 30000000, "keep_unrated": True}
+    query = {"source": "folder", "site": str(gallery.resolve()), "tags": ""}
+    (raw / "crawl_state.json").write_text(json.dumps({"query": query, "filters": filters}, indent=2, sort_keys=True) + "\n")
+    for k in CRAWL_KNOWN:
+        (gallery / f"{k:07d}.png").write_bytes(png(rng))
+    for j in range(CRAWL_NEW):
+        (gallery / f"new-{j}.png").write_bytes(data := png(rng))
+        if j == 0:
+            (gallery / "twice.png").write_bytes(data)
+
+
+GENERATORS = {"crawl": crawl_inputs, "dedupe": dedupe_inputs, "split": split_inputs}
 
 
 def generate(stage: str, inputs: Path, records: int) -> None:
@@ -178,6 +259,13 @@ def overrides(paths: dict[str, Path]) -> list[str]:
 
 
 def stage_args(stage: str, work: Path, out: Path) -> list[str]:
+    if stage == "crawl":
+        (out / "shards").mkdir(parents=True)
+        for name in ("manifest.jsonl", "rejects.jsonl", "crawl_state.json"):
+            shutil.copyfile(work / "raw" / name, out / name)
+        for shard in (work / "raw" / "shards").iterdir():
+            os.link(shard, out / "shards" / shard.name)  # shared: the crawl starts a shard of its own
+        return [*overrides({"raw": out}), "crawl", "--source", "folder", "--folder", str(work / "gallery"), "--limit", "100000000"]
     if stage == "dedupe":
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "hashes.jsonl", out / "hashes.jsonl")  # the stage rewrites its cache
@@ -201,7 +289,7 @@ def measure(args: list[str], cwd: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=sorted(GENERATORS), required=True)
-    parser.add_argument("--records", type=int, required=True, help="faces in the generated manifests")
+    parser.add_argument("--records", type=int, required=True, help="faces (posts for crawl) in the generated manifests")
     parser.add_argument("--workdir", type=Path, default=None, help="where inputs and outputs go, kept (default: a temporary folder, removed)")
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs (default: this one)")
     parser.add_argument("--json", type=Path, required=True, help="where the figures go")
