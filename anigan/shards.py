@@ -23,6 +23,8 @@ import logging
 import os
 import re
 import tarfile
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,19 +265,27 @@ def read_member(folder: str | os.PathLike, member: Member) -> bytes:
 
 
 class Usage:
-    """Which members of each shard the records name, to tell shards holding unnamed members."""
+    """Which members of each shard the records name, to tell shards holding unnamed members.
+
+    A shard's named offsets are a sorted array of 8-byte integers (a set of Python ints costs
+    several times that a member); records name members mostly in shard order, so adding appends."""
 
     def __init__(self) -> None:
-        self._offsets: dict[str, set[int]] = {}
+        self._offsets: dict[str, array] = {}
         self._bytes: dict[str, int] = {}
         self._end: dict[str, int] = {}
 
     def add(self, member: Member) -> None:
-        offsets = self._offsets.setdefault(member.shard, set())
-        if member.offset not in offsets:  # reposts share one member
-            offsets.add(member.offset)
-            self._bytes[member.shard] = self._bytes.get(member.shard, 0) + padded(member.bytes)
-            self._end[member.shard] = max(self._end.get(member.shard, 0), member.end)
+        offsets = self._offsets.setdefault(member.shard, array("q"))
+        if offsets and offsets[-1] >= member.offset:
+            i = bisect_left(offsets, member.offset)
+            if i < len(offsets) and offsets[i] == member.offset:
+                return  # reposts share one member
+            offsets.insert(i, member.offset)
+        else:
+            offsets.append(member.offset)
+        self._bytes[member.shard] = self._bytes.get(member.shard, 0) + padded(member.bytes)
+        self._end[member.shard] = max(self._end.get(member.shard, 0), member.end)
 
     def used(self, shard: str) -> bool:
         return shard in self._offsets

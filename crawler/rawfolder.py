@@ -25,7 +25,7 @@ import logging
 import shutil
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
@@ -38,7 +38,7 @@ from anigan.ids import sha256_hex
 from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_unused
 from crawler.filters import Filters
 from crawler.items import TRANSIENT_REASONS
-from crawler.keys import IMAGE, POST, Column, KeySet, image_digest, post_digest
+from crawler.keys import CHUNK, IMAGE, POST, Column, KeySet, Spill, distinct, image_digest, post_digest, sorted_file
 from crawler.parts import MANIFEST, PARTS, PREFIX, REJECTS, SHARDS, STATE, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
 from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
@@ -94,7 +94,7 @@ class RawFolder:
     def stored(self) -> Places:
         """Where the bytes of every image the manifest names are."""
         if self._stored is None:
-            self._stored = Places(read_jsonl(self.manifest, missing_ok=True))
+            self._stored = Places(read_jsonl(self.manifest, missing_ok=True), self.root)
         return self._stored
 
     def store(self, body: bytes, ext: str, image_id: str | None = None) -> tuple[str, Member, bool]:
@@ -140,12 +140,15 @@ class RawFolder:
 
     def counts(self) -> Counts:
         """Distinct images and posts in the manifest, refusals by reason: one streaming pass each."""
-        images, posts = Column(IMAGE), Column(POST)
-        for record in read_jsonl(self.manifest, missing_ok=True):
-            images.append(image_digest(str(record.get("image_id", ""))))
-            posts.append(post_digest(post_key(record)))
+        lines = Spill([("image", IMAGE), ("post", POST)], self.root)
+        try:
+            for record in read_jsonl(self.manifest, missing_ok=True):
+                lines.append((image_digest(str(record.get("image_id", ""))), post_digest(post_key(record))))
+            images, posts = distinct(lines, "image"), distinct(lines, "post")
+        finally:
+            lines.close()
         rejected = Counter(r.get("reason", "?") for r in read_jsonl(self.rejects, missing_ok=True))
-        return Counts(len(set_of(images)), len(set_of(posts)), dict(sorted(rejected.items())))
+        return Counts(images, posts, dict(sorted(rejected.items())))
 
     def read_state(self) -> dict:
         """The query and filters of the crawl that filled the folder ({} when unknown)."""
@@ -195,8 +198,18 @@ class RawFolder:
                 raise UserError(f"{part.root}: holds parts of its own; run `anigan crawl --out {part.root}` there first to merge them")
             part.move_shards(self.shards)
         filters_changed = previous.get("filters") not in (None, filters.as_dict())
-        verdict = judge_manifest(self._lines(MANIFEST, parts), filters, limit, self.shard_lengths())
-        emit = judge_rejects(self._lines(REJECTS, parts), verdict.kept_posts, filters_changed)
+        verdict = judge_manifest(self._lines(MANIFEST, parts), filters, limit, self.shard_lengths(), self.root)
+        try:
+            emit = judge_rejects(self._lines(REJECTS, parts), verdict, filters_changed, self.root)
+            reconciled = self._reconcile(verdict, emit, parts)
+        finally:
+            verdict.close()
+        write_json(self.state, {"query": query, "filters": filters.as_dict()})
+        self._stored = None
+        return replace(reconciled, started_over=started_over)
+
+    def _reconcile(self, verdict: ManifestVerdict, emit: np.ndarray, parts: list[Part]) -> Reconciled:
+        """Shards, manifest and rejects brought in line with the verdicts; parts merged and removed."""
 
         usage = _usage(verdict.members())
         prefixes = shard_prefixes(self.shards)
@@ -221,9 +234,7 @@ class RawFolder:
             log.info("crawl: merged %d parts into %s", len(parts), self.root)
         if verdict.dropped:
             log.info("crawl: reconciled %s with the current params: dropped %s", self.root, verdict.dropped)
-        write_json(self.state, {"query": query, "filters": filters.as_dict()})
-        self._stored = None
-        return Reconciled(verdict.images, verdict.posts, verdict.dropped, started_over, len(parts))
+        return Reconciled(verdict.images, verdict.posts, verdict.dropped, False, len(parts))
 
     def _sources(self, name: str, parts: list[Part]) -> list[tuple[Path, Part | None]]:
         return [(self.root / name, None)] + [(part.root / name, part) for part in parts]
@@ -234,9 +245,8 @@ class RawFolder:
 
     def _write_manifest(self, verdict: ManifestVerdict, parts: list[Part], moved: dict[Member, Member]) -> None:
         with atomic_writer(self.manifest) as out:
-            for line, record in enumerate(self._lines(MANIFEST, parts)):
-                if verdict.keep[line]:
-                    member = verdict.member(int(verdict.place[line]))
+            for record, member in zip(self._lines(MANIFEST, parts), verdict.places(), strict=True):
+                if member is not None:
                     record.update(moved.get(member, member).fields())
                     out.write(jsonl_bytes(record))
 
@@ -264,41 +274,42 @@ class RawFolder:
 
 
 class Places:
-    """Image ID -> where its bytes are (the first line naming it wins): sorted digests with
-    parallel place columns for what the manifest named, a dict for what this run stores."""
+    """Image ID -> where its bytes are (the first line naming it wins): a sorted file of digests
+    and places (crawler.keys.SortedFile) for what the manifest named, a dict for what this run
+    stores, folded into the file now and then."""
 
-    def __init__(self, records) -> None:
-        digests, shard, offset, size = Column(IMAGE), Column(np.int32), Column(np.int64), Column(np.int64)
+    ROW = np.dtype([("key", IMAGE), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)])
+
+    def __init__(self, records, folder: str | Path | None = None) -> None:
         names: dict[str, int] = {}
-        for record in records:
-            if (member := Member.of(record)) is not None:
-                digests.append(image_digest(str(record.get("image_id", ""))))
-                shard.append(names.setdefault(member.shard, len(names)))
-                offset.append(member.offset)
-                size.append(member.bytes)
-        self._digests, first = np.unique(digests.array(), return_index=True)
-        self._shard, self._offset, self._size = shard.array()[first], offset.array()[first], size.array()[first]
+        lines = Spill([("image", IMAGE), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)], folder)
+        try:
+            for record in records:
+                if (member := Member.of(record)) is not None:
+                    lines.append((image_digest(str(record.get("image_id", ""))), names.setdefault(member.shard, len(names)), member.offset, member.bytes))
+            self._sorted = sorted_file(lines, self.ROW, "image", folder)
+        finally:
+            lines.close()
         self._names = list(names)
+        self._index = names
         self._added: dict[str, Member] = {}
 
     def get(self, image_id: str) -> Member | None:
         if (member := self._added.get(image_id)) is not None:
             return member
-        digest = image_digest(image_id)
-        i = int(np.searchsorted(self._digests, digest))
-        if i < len(self._digests) and self._digests[i] == digest:
-            return Member(self._names[self._shard[i]], int(self._offset[i]), int(self._size[i]))
-        return None
+        row = self._sorted.get(image_digest(image_id))
+        return None if row is None else Member(self._names[int(row["shard"])], int(row["offset"]), int(row["size"]))
 
     def add(self, image_id: str, member: Member) -> None:
         self._added[image_id] = member
+        if len(self._added) >= CHUNK:
+            rows = [(image_digest(i), self._index.setdefault(m.shard, len(self._index)), m.offset, m.bytes) for i, m in self._added.items()]
+            self._names = list(self._index)
+            self._sorted.merge(np.array(rows, self.ROW))
+            self._added.clear()
 
     def __len__(self) -> int:
-        return len(self._digests) + len(self._added)
-
-
-def set_of(column: Column) -> KeySet:
-    return KeySet(column.dtype, column.array())
+        return len(self._sorted) + len(self._added)
 
 
 def _usage(members) -> Usage:
@@ -313,19 +324,14 @@ class Ledger:
 
     Read once when the crawl opens (after `RawFolder.prepare`) and updated as records are written,
     so a post in the manifest or rejects is never fetched again and `limit` counts the total.
-    Posts and images are digests in sorted arrays (crawler.keys): a few dozen bytes each.
+    Posts and images are digests in sorted temporary files (crawler.keys): a few bytes of memory each.
     """
 
     def __init__(self, folder: RawFolder, limit: int) -> None:
         self.limit = limit
-        posts, images = Column(POST), Column(IMAGE)
-        for record in read_jsonl(folder.manifest, missing_ok=True):
-            posts.append(post_digest(post_key(record)))
-            images.append(image_digest(str(record.get("image_id", ""))))
-        for record in read_jsonl(folder.rejects, missing_ok=True):
-            posts.append(post_digest(post_key(record)))
-        self.decided = set_of(posts)
-        self.images = set_of(images)
+        manifest = chain(read_jsonl(folder.manifest, missing_ok=True), read_jsonl(folder.rejects, missing_ok=True))
+        self.decided = KeySet.of(POST, (post_digest(post_key(record)) for record in manifest), folder.root)
+        self.images = KeySet.of(IMAGE, (image_digest(str(r.get("image_id", ""))) for r in read_jsonl(folder.manifest, missing_ok=True)), folder.root)
         self.retry_later: set[str] = set()  # refused for now (transient): a later run tries again
 
     def known(self, key: str) -> bool:

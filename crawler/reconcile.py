@@ -1,5 +1,6 @@
 """Which lines of a raw folder stay under the current params: decided in one streaming pass per
-file, kept as numpy columns (a few dozen bytes a line), never as a list of records.
+file, each line a fixed-width row in a temporary file (crawler.keys.Spill), worked on a bucket of
+digests at a time; only a few bytes a line (where each kept line's bytes are) stay in memory.
 
 Manifest: one line per post (the first), lines the filters now refuse are dropped, and only the
 first `limit` distinct images (in file order) stay. Every kept line of an image names one place,
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from anigan.shards import Member
 from crawler.filters import Filters
 from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
-from crawler.keys import IMAGE, POST, Column, image_digest, post_digest
+from crawler.keys import IMAGE, POST, Column, Spill, buckets_for, image_digest, post_digest
 
 # Drop reasons in the order the summary lists them; "" (index 0) is kept by the filters.
 FILTER_WHY = ("", "rating", "too_small", "too_many_pixels", "too_many_bytes")
@@ -31,121 +33,138 @@ def post_key(record: dict) -> str:
     return f"{record.get('source')}:{record.get('post_id')}"
 
 
+LINE = np.dtype([("post", POST), ("image", IMAGE), ("line", np.int64), ("why", np.uint8), ("whole", bool), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)])
+REJECT = np.dtype([("post", POST), ("line", np.int64), ("retry", bool)])
+
+
+def _lines_dtype(n: int) -> np.dtype:
+    """The narrowest signed integer that numbers n lines (and -1)."""
+    return np.dtype(np.int32 if n < 2**31 else np.int64)
+
+
 @dataclass
 class ManifestVerdict:
-    """Per manifest line (in stream order): kept or not, and the line whose place it names."""
+    """Per manifest line (in stream order): kept or not, and the line whose place it names.
 
-    keep: np.ndarray  # bool
-    place: np.ndarray  # int64: the line whose place a kept line names (itself, or its image's first copy)
-    shard: np.ndarray  # int32 index into shard_names; -1 when the line names no place
-    offset: np.ndarray  # int64
-    size: np.ndarray  # int64
+    Holds the lines' rows in a temporary file: `close()` it (prepare does) when done."""
+
+    place: np.ndarray  # the line whose place a kept line names (itself, or its image's first copy); -1: not kept
+    lines: Spill  # every line's row (LINE)
     shard_names: list[str]
-    kept_posts: np.ndarray  # sorted digests of the kept posts
+    posts: int
     images: int
     dropped: dict[str, int] = field(default_factory=dict)
 
     @property
-    def posts(self) -> int:
-        return len(self.kept_posts)
+    def keep(self) -> np.ndarray:
+        return self.place >= 0
+
+    def _member(self, row) -> Member:
+        return Member(self.shard_names[int(row["shard"])], int(row["offset"]), int(row["size"]))
 
     def member(self, line: int) -> Member:
-        return Member(self.shard_names[self.shard[line]], int(self.offset[line]), int(self.size[line]))
+        return self._member(self.lines.row(line))
+
+    def places(self) -> Iterator[Member | None]:
+        """Each line's place (None when it is not kept), in line order."""
+        for chunk in self.lines.chunks():
+            for row, place in zip(chunk, self.place[chunk["line"][0] : chunk["line"][0] + len(chunk)].tolist(), strict=True):
+                yield None if place < 0 else self._member(row) if place == row["line"] else self.member(place)
 
     def members(self) -> Iterator[Member]:
         """The place of every kept image, once, in the order of its first kept line."""
-        for line in np.unique(self.place[self.keep]):
-            yield self.member(int(line))
+        for chunk in self.lines.chunks():
+            lines = chunk["line"]
+            for row in chunk[self.place[lines[0] : lines[0] + len(chunk)] == lines]:
+                yield self._member(row)
+
+    def kept_posts(self, buckets: int) -> Iterator[np.ndarray]:
+        """The kept posts' digests, sorted, bucket by bucket (crawler.keys.Spill.buckets)."""
+        for bucket in self.lines.buckets("post", buckets):
+            yield np.unique(bucket["post"][self.place[bucket["line"]] >= 0])
+
+    def close(self) -> None:
+        self.lines.close()
 
 
-def _first_of_each(keys: np.ndarray) -> np.ndarray:
-    """A mask of the lines holding the first occurrence of their key."""
-    first = np.zeros(len(keys), bool)
-    first[np.unique(keys, return_index=True)[1]] = True
-    return first
-
-
-def _first_line_of_each(image: np.ndarray, lines: np.ndarray, groups: int) -> np.ndarray:
-    """For each image, the first of `lines` (ascending) naming it; len(image) for none."""
-    first = np.full(groups, len(image), np.int64)
-    first[image[lines[::-1]]] = lines[::-1]  # the last write wins: the smallest line
-    return first
-
-
-def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, lengths: dict[str, int]) -> ManifestVerdict:
-    """Decide every manifest line; `lengths` (shard name -> bytes on disk) tells whole places."""
-    posts, images = Column(POST), Column(IMAGE)
-    why, shard, offset, size = Column(np.uint8), Column(np.int32), Column(np.int64), Column(np.int64)
-    whole = Column(bool)
+def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, lengths: dict[str, int], folder: str | Path | None = None) -> ManifestVerdict:
+    """Decide every manifest line; `lengths` (shard name -> bytes on disk) tells whole places.
+    Temporary files go in `folder` (the system's temporary folder when None)."""
+    lines = Spill(LINE, folder)
     names: dict[str, int] = {}
-    for record in records:
-        posts.append(post_digest(post_key(record)))
-        images.append(image_digest(str(record.get("image_id", ""))))
-        why.append(FILTER_WHY.index(filters.why_not_kept(record, record.get("bytes")) or ""))
+    for line, record in enumerate(records):
+        why = FILTER_WHY.index(filters.why_not_kept(record, record.get("bytes")) or "")
         member = Member.of(record)
         if member is None:
             member, index, ok = Member("", 0, 0), -1, False
         else:
             index, ok = names.setdefault(member.shard, len(names)), member.offset + member.bytes <= lengths.get(member.shard, -1)
-        shard.append(index)
-        offset.append(member.offset)
-        size.append(member.bytes)
-        whole.append(ok)
-    posts_a, why_a, whole_a = posts.array(), why.array(), whole.array()
-    # Each line's image as a small integer (its rank among the distinct images): what follows works
-    # on these, not on the 33-byte digests.
-    image = np.unique(images.array(), return_inverse=True)[1].ravel()
-    groups = int(image.max()) + 1 if len(image) else 0
+        lines.append((post_digest(post_key(record)), image_digest(str(record.get("image_id", ""))), line, why, ok, index, member.offset, member.bytes))
+    lines.flush()
+    n = lines.rows
     dropped = dict.fromkeys(DROP_ORDER, 0)
 
-    first = _first_of_each(posts_a)
-    dropped["duplicate_line"] = int((~first).sum())
-    for code, reason in enumerate(FILTER_WHY[1:], 1):
-        dropped[reason] = int((first & (why_a == code)).sum())
-    candidate = first & (why_a == 0)
+    # One line per post (its first); the filters decide on it.
+    candidate = np.zeros(n, bool)
+    for bucket in lines.buckets("post"):
+        first = bucket[np.unique(bucket["post"], return_index=True)[1]]
+        dropped["duplicate_line"] += len(bucket) - len(first)
+        why = np.bincount(first["why"], minlength=len(FILTER_WHY))
+        for code, reason in enumerate(FILTER_WHY[1:], 1):
+            dropped[reason] += int(why[code])
+        candidate[first["line"][first["why"] == 0]] = True
 
     # The first `limit` images, by the line that first names them; later lines of those images stay too.
-    lines = np.flatnonzero(candidate)
-    first_line = _first_line_of_each(image, lines, groups)
-    allowed = np.zeros(groups, bool)
-    allowed[np.argsort(first_line, kind="stable")[: min(limit, int((first_line < len(image)).sum()))]] = True
-    keep = candidate & allowed[image]
-    dropped["over_limit"] = int((candidate & ~keep).sum())
+    firsts = Column(_lines_dtype(n))
+    for bucket in lines.buckets("image"):
+        bucket = bucket[candidate[bucket["line"]]]
+        for line in bucket["line"][np.unique(bucket["image"], return_index=True)[1]]:
+            firsts.append(line)
+    first_lines = firsts.array()
+    last_allowed = n if len(first_lines) <= limit else int(np.partition(first_lines, limit - 1)[limit - 1]) if limit > 0 else -1
+    del first_lines
 
     # Each kept image's place: the first kept line of it whose bytes are whole.
-    source = _first_line_of_each(image, np.flatnonzero(keep & whole_a), groups)
-    place = np.where(keep, source[image], -1)
-    missing = keep & (place >= len(image))
-    keep &= ~missing
-    place[~keep] = -1
-    dropped["file_missing"] = int(missing.sum())
+    place = np.full(n, -1, _lines_dtype(n))
+    images = 0
+    for bucket in lines.buckets("image"):
+        bucket = bucket[candidate[bucket["line"]]]
+        _, first, group = np.unique(bucket["image"], return_index=True, return_inverse=True)
+        group = group.ravel()
+        allowed = bucket["line"][first] <= last_allowed
+        dropped["over_limit"] += int((~allowed[group]).sum())
+        bucket, group = bucket[allowed[group]], group[allowed[group]]
+        source = np.full(len(first), -1, np.int64)
+        whole = np.flatnonzero(bucket["whole"])
+        source[group[whole[::-1]]] = bucket["line"][whole[::-1]]  # the last write wins: the smallest line
+        found = source[group] >= 0
+        dropped["file_missing"] += int((~found).sum())
+        place[bucket["line"][found]] = source[group][found]
+        images += int((source >= 0).sum())
+    del candidate
 
-    return ManifestVerdict(
-        keep=keep,
-        place=place,
-        shard=shard.array(),
-        offset=offset.array(),
-        size=size.array(),
-        shard_names=list(names),
-        kept_posts=np.unique(posts_a[keep]),
-        images=int((source < len(image)).sum()),
-        dropped={k: n for k, n in dropped.items() if n},
-    )
+    verdict = ManifestVerdict(place=place, lines=lines, shard_names=list(names), posts=0, images=images, dropped={k: c for k, c in dropped.items() if c})
+    verdict.posts = sum(len(posts) for posts in verdict.kept_posts(buckets_for(n)))
+    return verdict
 
 
-def judge_rejects(records: Iterable[dict], kept_posts: np.ndarray, filters_changed: bool) -> np.ndarray:
+def judge_rejects(records: Iterable[dict], verdict: ManifestVerdict, filters_changed: bool, folder: str | Path | None = None) -> np.ndarray:
     """For each rejects line, the line to write in its place (-1: nothing): a post's last line
     at the place of its first, unless the post is kept now or its refusal is to be looked at again."""
-    posts, retry = Column(POST), Column(bool)
+    spill = Spill(REJECT, folder)
     again = set(TRANSIENT_REASONS) | (set(FILTER_REASONS) if filters_changed else set())
-    for record in records:
-        posts.append(post_digest(post_key(record)))
-        retry.append(record.get("reason") in again)
-    posts_a, retry_a = posts.array(), retry.array()
-    n = len(posts_a)
-    unique, first = np.unique(posts_a, return_index=True)
-    last = n - 1 - np.unique(posts_a[::-1], return_index=True)[1]
-    stays = ~np.isin(unique, kept_posts) & ~retry_a[last]
-    emit = np.full(n, -1, np.int64)
-    emit[first[stays]] = last[stays]
-    return emit
+    try:
+        for line, record in enumerate(records):
+            spill.append((post_digest(post_key(record)), line, record.get("reason") in again))
+        spill.flush()
+        n = spill.rows
+        emit = np.full(n, -1, _lines_dtype(n))
+        buckets = buckets_for(max(n, verdict.lines.rows))
+        for bucket, kept in zip(spill.buckets("post", buckets), verdict.kept_posts(buckets), strict=True):
+            unique, first = np.unique(bucket["post"], return_index=True)
+            last = len(bucket) - 1 - np.unique(bucket["post"][::-1], return_index=True)[1]
+            stays = ~np.isin(unique, kept) & ~bucket["retry"][last]
+            emit[bucket["line"][first[stays]]] = bucket["line"][last[stays]]
+        return emit
+    finally:
+        spill.close()

@@ -123,13 +123,13 @@ def test_the_folder_lock_is_refused_while_held_and_free_after(tmp_path):
 
 
 def test_a_key_set_stays_exact_when_its_additions_are_folded_in(tmp_path):
-    keys = KeySet(IMAGE, [image_digest(sha256_hex(b"%d" % i)) for i in range(10)])
+    keys = KeySet.of(IMAGE, [image_digest(sha256_hex(b"%d" % i)) for i in range(10)])
     added = [image_digest(sha256_hex(b"new %d" % i)) for i in range(70_000)]  # more than one fold
     assert all(keys.add(k) for k in added) and not keys.add(added[0])
     assert len(keys) == 70_010 and image_digest(sha256_hex(b"3")) in keys and image_digest(sha256_hex(b"x")) not in keys
     # An image ID whose last byte is zero stays whole in the array.
     zero = "00" * 32
-    assert image_digest(zero) in KeySet(IMAGE, [image_digest(zero)]) and image_digest("00" * 31 + "01") not in KeySet(IMAGE, [image_digest(zero)])
+    assert image_digest(zero) in KeySet.of(IMAGE, [image_digest(zero)]) and image_digest("00" * 31 + "01") not in KeySet.of(IMAGE, [image_digest(zero)])
 
 
 def test_ledger_reads_posts_and_images_as_digests(tmp_path):

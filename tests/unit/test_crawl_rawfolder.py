@@ -32,7 +32,7 @@ def kept(manifest: list[dict], filters=FILTERS, limit=100, lengths=None) -> tupl
 
 def remaining(rejects: list[dict], manifest: list[dict], filters_changed: bool) -> list[dict]:
     """The rejects lines judge_rejects writes, in order."""
-    emit = judge_rejects(rejects, judge_manifest(manifest, FILTERS, 100, {"raw-000000.tar": 1 << 20}).kept_posts, filters_changed)
+    emit = judge_rejects(rejects, judge_manifest(manifest, FILTERS, 100, {"raw-000000.tar": 1 << 20}), filters_changed)
     return [rejects[i] for i in emit if i >= 0]
 
 
