@@ -220,10 +220,10 @@ def crawl_inputs(work: Path, n: int) -> None:
                 count += 1
                 if image == 3:
                     (gallery / "repost.png").write_bytes(data)  # an image stored earlier, imported again
-            image_id, name, at_offset, size = members[image]
+            image_id, in_shard, at_offset, size = members[image]
             post = f"{k:07d}.png"
             record = {"image_id": image_id, "source": "folder", "post_id": post, "post_url": post, "file_url": post, "md5": None, "width": 640,
-                      "height": 480, "tags": [], "rating": None, "fetched_at": at, "shard": name, "offset": at_offset, "bytes": size}  # fmt: skip
+                      "height": 480, "tags": [], "rating": None, "fetched_at": at, "shard": in_shard, "offset": at_offset, "bytes": size}  # fmt: skip
             manifest.write(json.dumps(record, separators=(",", ":")) + "\n")
     shard.write(b"\0" * 1024)
     shard.close()
