@@ -25,7 +25,8 @@ import numpy as np
 POST = np.dtype("S17")
 IMAGE = np.dtype("S33")
 _END = b"\x01"
-CHUNK = 1 << 16  # rows gathered before they are written, and read at a time
+CHUNK = 1 << 16  # rows read at a time, and gathered in memory before a fold
+PENDING = 1 << 12  # rows (Python tuples, a few hundred bytes each) gathered before they are written
 BUCKET_ROWS = 1 << 16  # rows a bucket holds on average
 STRIDE = 256  # rows of a SortedFile per entry of its in-memory index: one lookup reads this many
 
@@ -109,7 +110,7 @@ class Spill:
 
     def append(self, row: tuple) -> None:
         self._pending.append(row)
-        if len(self._pending) >= CHUNK:
+        if len(self._pending) >= PENDING:
             self.flush()
 
     def flush(self) -> None:
@@ -177,7 +178,7 @@ class SortedFile:
         for block in blocks:
             if len(block):
                 f.write(block.tobytes())
-                index.append(block["key"][(-rows) % STRIDE :: STRIDE])
+                index.append(block["key"][(-rows) % STRIDE :: STRIDE].copy())  # not a view: that would hold the block
                 rows += len(block)
         f.flush()
         return f, rows, np.concatenate(index) if index else np.empty(0, self.dtype["key"])
