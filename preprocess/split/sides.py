@@ -4,7 +4,8 @@ Faces that must not be separated form one unit: all faces of one near-duplicate 
 faces cut from one source image, and transitively everything these link. A unit's key is the
 smallest source image ID in it; it goes to test when a hash of the key and the salt, read as a
 number in [0, 1), is below the test ratio. Everything works on arrays of IDs (bytes or str), so a
-million faces cost a few sorts; spilled columns (preprocess/spill.py) are handed back after each.
+million faces cost a few sorts of 8-byte codes; spilled columns (preprocess/spill.py) are read a
+block at a time and handed back after each.
 """
 
 from __future__ import annotations
@@ -14,38 +15,66 @@ from collections.abc import Sequence
 import numpy as np
 
 from anigan.ids import stable_fraction
-from preprocess.columns import distinct, lookup_column
+from preprocess.columns import dense_codes
 from preprocess.groups import components, same_key_edges
-from preprocess.spill import release
+from preprocess.spill import GATHER_ROWS, gather_blocks, release
 
 
-def image_ranks(image_ids: np.ndarray) -> np.ndarray:
-    """Each face's image ID as its rank among the distinct IDs: equal and ordered as the IDs are, in 4 bytes rather than 64."""
-    rank = lookup_column(distinct(image_ids), image_ids)
-    return rank.astype(np.int32) if len(rank) < 2**31 else rank
+def units(image_ids: np.ndarray, group_ids: np.ndarray, image_codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's unit (an index into the second array) and, per unit, a row holding its split
+    key: the smallest image ID in the unit.
 
-
-def units(image_ids: np.ndarray, group_ids: np.ndarray, ranks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Each face's unit (an index into the keys) and each unit's split key: the smallest image ID in it.
-
-    Keys are held per unit, never per face; IDs are sorted and compared by their `image_ranks`
-    (given, or made here). Two units never share a key: faces with one image ID are in one unit.
+    IDs are joined by their `dense_codes` (`image_codes`: those of the image IDs, when made
+    already) and compared as values only within units of several images, a piece at a time, so
+    no copy of an ID column is held. Units are numbered in the order of their first face.
     """
     n = len(image_ids)
-    ranks = image_ranks(image_ids) if ranks is None else ranks
-    labels = components(n, [same_key_edges(ranks), same_key_edges(group_ids)])  # each unit named by its first face
+    if not n:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    image_codes = dense_codes(image_ids) if image_codes is None else image_codes
+    group_edges = same_key_edges(dense_codes(group_ids))
     release(group_ids)
-    by_unit = np.lexsort((ranks, labels))
-    names, first = np.unique(labels[by_unit], return_index=True)
-    keys = image_ids[by_unit[first]]
-    release(image_ids)
-    return np.searchsorted(names, labels), keys
+    labels = components(n, [same_key_edges(image_codes), group_edges])  # each unit named by its first face
+    del group_edges
+    by_unit = np.argsort(labels, kind="stable")
+    labels = labels[by_unit]
+    first = np.ones(n, dtype=bool)  # where a unit starts, in `by_unit` order
+    first[1:] = labels[1:] != labels[:-1]
+    del labels
+    unit_at = np.cumsum(first) - 1
+    unit_of = np.empty(n, dtype=np.int64)
+    unit_of[by_unit] = unit_at
+    starts = np.flatnonzero(first)
+    key_rows = by_unit[starts]  # right for a unit of one image; those of several are settled below
+    codes = image_codes[by_unit]
+    several = np.minimum.reduceat(codes, starts) != np.maximum.reduceat(codes, starts)
+    del codes
+    _settle_smallest(image_ids, by_unit, unit_at, np.flatnonzero(several[unit_at]), key_rows)
+    return unit_of, key_rows
+
+
+def _settle_smallest(image_ids: np.ndarray, by_unit: np.ndarray, unit_at: np.ndarray, positions: np.ndarray, key_rows: np.ndarray) -> None:
+    """Set key_rows[u] to the row of the smallest image ID of each unit u at `positions` (of
+    `by_unit`, whole units, in order), comparing IDs a piece of about GATHER_ROWS rows at a time."""
+    if not len(positions):
+        return
+    unit_p = unit_at[positions]
+    unit_starts = np.flatnonzero(np.r_[True, unit_p[1:] != unit_p[:-1]])
+    # pieces end where a unit starts, the first such place past every GATHER_ROWS rows
+    cuts = unit_starts[np.minimum(np.searchsorted(unit_starts, np.arange(GATHER_ROWS, len(positions), GATHER_ROWS)), len(unit_starts) - 1)]
+    for piece in np.split(np.arange(len(positions)), np.unique(cuts[cuts > 0])):
+        rows, unit = by_unit[positions[piece]], unit_p[piece]
+        order = np.lexsort((image_ids[rows], unit))  # by unit, then by ID
+        release(image_ids)
+        unit, rows = unit[order], rows[order]
+        head = np.r_[True, unit[1:] != unit[:-1]]
+        key_rows[unit[head]] = rows[head]
 
 
 def unit_keys(image_ids: np.ndarray, group_ids: np.ndarray) -> np.ndarray:
     """Each face's split key: the smallest image ID among the faces it is linked to by image or group."""
-    unit_of, keys = units(image_ids, group_ids)
-    return keys[unit_of]
+    unit_of, key_rows = units(image_ids, group_ids)
+    return image_ids[key_rows][unit_of]
 
 
 def _text(key: bytes | str) -> str:
@@ -57,10 +86,14 @@ def side_of(key: str, test_ratio: float, salt: str = "") -> str:
     return "test" if stable_fraction(key, salt) < test_ratio else "train"
 
 
-def held_out(image_ids: np.ndarray, group_ids: np.ndarray, test_ratio: float, salt: str = "", ranks: np.ndarray | None = None) -> np.ndarray:
-    """True for each face on the test side (`ranks`: the image IDs' `image_ranks`, when made already); the key hash is computed once per unit."""
-    unit_of, keys = units(image_ids, group_ids, ranks)
-    in_test = np.fromiter((side_of(_text(k), test_ratio, salt) == "test" for k in keys), dtype=bool, count=len(keys))
+def held_out(image_ids: np.ndarray, group_ids: np.ndarray, test_ratio: float, salt: str = "", image_codes: np.ndarray | None = None) -> np.ndarray:
+    """True for each face on the test side (`image_codes`: the image IDs' dense_codes, when made already);
+    the key hash is computed once per unit."""
+    unit_of, key_rows = units(image_ids, group_ids, image_codes)
+    in_test = np.empty(len(key_rows), dtype=bool)
+    for block in gather_blocks(len(key_rows)):
+        in_test[block] = [side_of(_text(key), test_ratio, salt) == "test" for key in image_ids[key_rows[block]].tolist()]
+        release(image_ids)
     return in_test[unit_of]
 
 

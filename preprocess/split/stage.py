@@ -31,10 +31,10 @@ from anigan.files import write_json, write_jsonl
 from anigan.ids import file_sha256
 from anigan.params import Params
 from anigan.shards import Member
-from preprocess.columns import decode
+from preprocess.columns import decode, dense_codes, in_value_order
 from preprocess.spill import Spill, fixed_mmap_threshold, gather_blocks
 from preprocess.split.pack import PackResult, pack_faces
-from preprocess.split.sides import held_out, image_ranks
+from preprocess.split.sides import held_out
 from preprocess.split.table import SplitTable, read_split_table
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,10 @@ def color_counts(table: SplitTable, codes: np.ndarray) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def side_card(table: SplitTable, image_rank: np.ndarray, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
+def side_card(table: SplitTable, image_code: np.ndarray, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
     return {
         "faces": len(rows),
-        "source_images": len(np.unique(image_rank[rows])),
+        "source_images": len(np.unique(image_code[rows])),
         "hair_color": color_counts(table, table.hair[rows]),
         "eye_color": color_counts(table, table.eyes[rows]),
         "pixels_sha256": packed.pixels_sha256,
@@ -102,16 +102,15 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
     fixed_mmap_threshold()
     with Spill(out) as spill:
         table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl", spill)
-        image_rank = image_ranks(table.image_id)  # the card counts source images by these
-        in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt, image_rank)
-        kept = np.nonzero(table.kept)[0]
-        kept = kept[np.argsort(table.face_id[kept], kind="stable")]  # rows in face-ID order
+        image_code = dense_codes(table.image_id)  # the card counts source images by these
+        in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt, image_code)
+        kept = in_value_order(table.face_id, np.nonzero(table.kept)[0])  # rows in face-ID order
         table.release()
-        return _pack_and_write(params, table, in_test, image_rank, kept, progress)
+        return _pack_and_write(params, table, in_test, image_code, kept, progress)
 
 
 def _pack_and_write(
-    params: Params, table: SplitTable, in_test: np.ndarray, image_rank: np.ndarray, kept: np.ndarray, progress: Callable[[int, int], None] | None
+    params: Params, table: SplitTable, in_test: np.ndarray, image_code: np.ndarray, kept: np.ndarray, progress: Callable[[int, int], None] | None
 ) -> SplitSummary:
     p = params.split
     out = Path(params.paths.dataset)
@@ -134,7 +133,7 @@ def _pack_and_write(
         skipped.update(e.reason for _, e in packed.skipped)
         rows = chosen[packed.rows]
         write_jsonl(out / f"{split}.jsonl", index_rows(table, rows))
-        card["splits"][split] = side_card(table, image_rank, rows, packed, out / f"{split}.jsonl")
+        card["splits"][split] = side_card(table, image_code, rows, packed, out / f"{split}.jsonl")
     n_train, n_test = (card["splits"][s]["faces"] for s in SPLITS)
     card["faces"] = n_train + n_test
     card["realized_test_ratio"] = round(n_test / card["faces"], 6) if card["faces"] else 0.0

@@ -17,7 +17,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup, take_rows
-from preprocess.spill import Spill, blocks, release
+from preprocess.spill import BLOCK_ROWS, Spill, blocks, release
 
 
 @dataclass
@@ -94,19 +94,25 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path, spill: Spill | 
     for chunk in chunked(fields):
         found = lookup(sorted_ids, np.array([encode(fid) for fid, *_ in chunk], dtype="S"))
         release(sorted_ids)
-        for k in last_of_each(found).tolist():
-            i = int(by_id[found[k]])
-            _, source, member, hair[i], eyes[i] = chunk[k]
-            seen[i] = True
-            if isinstance(source, str) and source:
-                source_id = encode(source)
-                if len(source_id) > image_id.dtype.itemsize:  # an unusually long ID: widen rather than cut it
-                    image_id = copy_column(image_id, zeros(n, f"S{len(source_id)}"))
-                image_id[i] = source_id
-            else:
-                image_id[i] = dedup["face_id"][i]
-            shard[i], offset[i], size[i] = (-1, 0, 0) if member is None else (shards.code(member.shard), member.offset, member.bytes)
-        release(image_id, shard, offset, size, hair, eyes, dedup["face_id"])
+        positions = last_of_each(found)
+        rows = by_id[found[positions]]
+        order = np.argsort(rows)
+        rows, positions = rows[order], positions[order]
+        # The chunk's rows lie anywhere in the columns: they are written in row order, a block of
+        # rows at a time with the pages handed back after each, so no chunk makes a column resident.
+        for part in np.split(np.arange(len(rows)), np.searchsorted(rows, np.arange(BLOCK_ROWS, n, BLOCK_ROWS))):
+            for k, i in zip(positions[part].tolist(), rows[part].tolist(), strict=True):
+                _, source, member, hair[i], eyes[i] = chunk[k]
+                seen[i] = True
+                if isinstance(source, str) and source:
+                    source_id = encode(source)
+                    if len(source_id) > image_id.dtype.itemsize:  # an unusually long ID: widen rather than cut it
+                        image_id = copy_column(image_id, zeros(n, f"S{len(source_id)}"))
+                    image_id[i] = source_id
+                else:
+                    image_id[i] = dedup["face_id"][i]
+                shard[i], offset[i], size[i] = (-1, 0, 0) if member is None else (shards.code(member.shard), member.offset, member.bytes)
+            release(image_id, shard, offset, size, hair, eyes, dedup["face_id"])
     if not seen.all():
         stale = np.nonzero(~seen)[0]
         raise UserError(

@@ -88,3 +88,34 @@ def test_the_salt_draws_another_split_and_a_bigger_ratio_only_adds_to_test():
 def test_side_of_is_a_fixed_function_of_key_salt_and_ratio():
     assert side_of("k", 0.5, "s") == side_of("k", 0.5, "s")
     assert side_of("k", 0.0) == "train" and side_of("k", 0.999999999) == "test"
+
+
+def reference_keys(image_ids: list[str], group_ids: list[str]) -> list[str]:
+    """The smallest image ID linked to each face, by a plain union-find over Python strings."""
+    parent = list(range(len(image_ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for ids in (image_ids, group_ids):
+        first: dict[str, int] = {}
+        for i, key in enumerate(ids):
+            parent[root(i)] = root(first.setdefault(key, i))
+    smallest: dict[int, str] = {}
+    for i, image_id in enumerate(image_ids):
+        r = root(i)
+        smallest[r] = min(smallest.get(r, image_id), image_id)
+    return [smallest[root(i)] for i in range(len(image_ids))]
+
+
+@pytest.mark.parametrize("piece_rows", [2, 4096])
+def test_split_keys_equal_a_plain_union_find_whatever_the_piece_size(monkeypatch, piece_rows):
+    # units of several images compare their IDs a piece at a time: tiny pieces split many units' rows
+    from preprocess.split import sides
+
+    monkeypatch.setattr(sides, "GATHER_ROWS", piece_rows)
+    _, image_ids, group_ids = synthetic(600, seed=3, dup_share=0.4)
+    assert split_keys(image_ids, group_ids) == reference_keys(image_ids, group_ids)
