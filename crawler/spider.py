@@ -27,6 +27,7 @@ from crawler.adapters import DIALECTS
 from crawler.adapters.common import host_of
 from crawler.items import PageDone, Post, PostFile, PostRejected
 from crawler.job import CrawlJob
+from crawler.keys import POST, KeySet, post_digest
 from crawler.rawfolder import Ledger, RawFolder
 from crawler.redact import redact
 from crawler.robots import refusing_rule
@@ -111,7 +112,7 @@ class BooruSpider(scrapy.Spider):
         self.allowed_domains = list(job.allowed_domains)
         self.folder = RawFolder(job.output)
         self.ledger = Ledger(self.folder, job.limit)
-        self.requested: set[str] = set()  # posts asked for in this run (pages shift on a live site)
+        self.requested = KeySet(POST, self.folder.root)  # posts asked for in this run (pages shift on a live site), as digests on disk
         self.failed_pages: list[str] = []  # redacted URLs
         self.config_error: str | None = None
         self.cut_short: str | None = None
@@ -191,8 +192,10 @@ class BooruSpider(scrapy.Spider):
         yield PageDone(key)
 
     def _pending(self) -> tuple[Post, ...]:
-        """Posts asked for whose outcome is not recorded for good yet."""
-        return tuple(p for key, p in self.asked.items() if not self.ledger.settled(key))
+        """Posts asked for whose outcome is not recorded for good yet; the settled ones are forgotten
+        (a run of a million posts would otherwise hold every one it asked for)."""
+        self.asked = {key: p for key, p in self.asked.items() if not self.ledger.settled(key)}
+        return tuple(self.asked.values())
 
     def _record(self) -> None:
         if self.recording:
@@ -210,7 +213,7 @@ class BooruSpider(scrapy.Spider):
         if self.ledger.known(post.key) and post.key not in self.ledger.retry_later:
             self._skip("already_have")
             return
-        if post.key in self.requested:
+        if post_digest(post.key) in self.requested:
             self._skip("listed_twice")
             return
         if not job.filters.rating_ok(post.rating):
@@ -232,7 +235,7 @@ class BooruSpider(scrapy.Spider):
                 "add it to crawl.allowed_domains to allow it"
             )
             return
-        self.requested.add(post.key)
+        self.requested.add(post_digest(post.key))
         self.asked[post.key] = post
         yield Request(
             post.file_url,
