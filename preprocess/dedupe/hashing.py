@@ -31,6 +31,9 @@ HASH_VERSION = "phash-dct32-8x8-v1"  # bump when the hash recipe changes: cached
 DIGEST_WIDTH = 64  # hex digits of a sha256
 DIGEST_BYTES = 32  # a sha256 as raw bytes: how pixel digests are held (half the hex text)
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# cached hashes put between releases of the spilled columns: cache lines come in any order, and each
+# put touches a page of every column, so this bounds the pages held whatever the number of items
+SCATTER_ROWS = 256
 
 
 @dataclass
@@ -99,15 +102,22 @@ def read_cache(path: Path, key: str, names: np.ndarray, id_width: int = DIGEST_W
     # a line's key and parsed hashes travel in a chunk, not the record
     parsed = ((n, r[key], parse_cache_record(r, id_width)) for n, r in enumerate(read_jsonl(path, missing_ok=True)) if r.get("hash") == HASH_VERSION and isinstance(r.get(key), str))
     for lines in chunked(line for line in parsed if line[2] is not None):
-        found = lookup(names, np.array([encode(name) for _, name, _ in lines], dtype="S"))
-        release(names)
+        keys = np.array([encode(name) for _, name, _ in lines], dtype="S")
+        found = np.empty(len(keys), dtype=np.int64)
+        for rows in blocks(len(keys), SCATTER_ROWS):  # each lookup reads pages of spilled names
+            found[rows] = lookup(names, keys[rows])
+            release(names)
+        del keys
         hashes.release()
-        for k in np.nonzero(found >= 0)[0].tolist():
-            number, _, h = lines[k]
-            i = int(found[k])
-            hashes.put(i, h)
-            if first_line[i] < 0:
-                first_line[i] = number
+        hits = np.nonzero(found >= 0)[0].tolist()
+        for start in range(0, len(hits), SCATTER_ROWS):
+            for k in hits[start : start + SCATTER_ROWS]:
+                number, _, h = lines[k]
+                i = int(found[k])
+                hashes.put(i, h)
+                if first_line[i] < 0:
+                    first_line[i] = number
+            hashes.release()
     return hashes, first_line
 
 

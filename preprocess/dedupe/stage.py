@@ -34,14 +34,14 @@ import numpy as np
 from anigan.files import write_json, write_jsonl
 from anigan.params import Params
 from anigan.workers import resolve_workers
-from preprocess.columns import decode, distinct, gather, lookup, lookup_column
+from preprocess.columns import decode, distinct, gather, lookup, take_rows
 from preprocess.dedupe.face_table import SAFE_ID, FaceTable, read_face_table
 from preprocess.dedupe.hamming_index import iter_distinct_pairs, near_pairs, popcount64
 from preprocess.dedupe.hashing import Hashes, hash_cached, hashing_pool, read_cache
 from preprocess.dedupe.image_pairs import FacesByImage, ImageSizes, faces_of_image_pairs
 from preprocess.dedupe.phash import Source, to_hex
 from preprocess.dedupe.sources import SourceTable, read_sources
-from preprocess.groups import components, label_edges, same_key_edges
+from preprocess.groups import components, label_edges, run_edges, same_key_edges
 from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, release
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # dup_kind of a face that is not kept: same pixels as the kept face, pHash within max_distance of a
 # group member, or joined only through a near-duplicate source image
 DUP_KINDS = ("exact", "near", "near_image")
+# rows of a column looked up in a spilled sorted column between releases: each lookup touches
+# pages of it, so this bounds the pages held whatever the number of items
+LOOKUP_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -90,21 +93,37 @@ class DedupeSummary:
         }
 
 
+def lookup_rows(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """columns.lookup_column a few rows at a time: a spilled `sorted_keys` is read at random, and its pages go back after each piece."""
+    found = np.empty(len(column), dtype=np.int64)
+    for rows in blocks(len(column), LOOKUP_ROWS):
+        found[rows] = lookup(sorted_keys, column[rows])
+        if mask is not None:
+            found[rows][~np.asarray(mask[rows])] = -1
+        release(sorted_keys, column, mask)
+    return found
+
+
 def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, workers: int = 1) -> np.ndarray:
     """Each face's group (the index of its smallest member): exact pixel copies and pHashes within max_distance."""
-    # one representative face per distinct hash, its first, carries that hash's near pairs
-    unique_hashes, first_of = np.unique(phashes, return_index=True)
-    release(phashes)
+    n = len(phashes)
 
     def edges() -> Iterator[np.ndarray]:
         yield same_key_edges(pixel_shas)
         release(pixel_shas)
-        yield same_key_edges(phashes)  # faces sharing a hash
+        # one representative face per distinct hash, its first, carries that hash's near pairs
+        order = np.argsort(phashes, kind="stable")
+        ordered = phashes[order]
         release(phashes)
+        same = np.zeros(n, dtype=bool)
+        np.equal(ordered[1:], ordered[:-1], out=same[1:])
+        yield run_edges(order, same)  # faces sharing a hash
+        unique_hashes, first_of = ordered[~same], order[~same].astype(np.int32 if n < 2**31 else np.int64)
+        del order, ordered, same
         for pairs in iter_distinct_pairs(unique_hashes, max_distance, workers=workers):
             yield first_of[pairs]
 
-    return components(len(phashes), edges())
+    return components(n, edges())
 
 
 def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -141,17 +160,26 @@ def source_image_edges(
     Hashes the source image of every face (its raw shard member, at most faces.max_pixels),
     finds image pairs within dedupe.image_max_distance and pairs their faces by box position.
     """
-    ids = distinct(faces.image_id, faces.has_image)
-    image_ids = ids[[bool(SAFE_ID.match(decode(i))) for i in ids]] if len(ids) else ids
-    del ids
+    # the faces' images as rows of the sources table (its IDs sorted and distinct, every face's image among them)
+    used = np.zeros(len(sources.image_id), dtype=bool)
+    at = lookup_rows(sources.image_id, faces.image_id, faces.has_image)
+    used[at[at >= 0]] = True
+    del at
+    place = np.flatnonzero(used)
+    del used
     shards = Path(params.paths.raw) / "shards"  # the crawl's (docs/architecture.md)
-    shard_on_disk = [(shards / name).is_file() for name in sources.shards]
-    place = lookup(sources.image_id, image_ids)
+    on_disk = np.array([(shards / name).is_file() for name in sources.shards] + [False])  # shard code -1 reads the last
+    safe, found = np.empty(len(place), dtype=bool), np.empty(len(place), dtype=bool)
+    for rows in blocks(len(place)):
+        safe[rows] = [bool(SAFE_ID.match(decode(i))) for i in sources.image_id[place[rows]]]
+        found[rows] = on_disk[sources.shard[place[rows]]]
+        release(sources.image_id, sources.shard)
+    place = place[safe & found]
+    images = int(safe.sum())
+    del safe, found
+    names = take_rows(sources.image_id, place, spill)
     release(sources.image_id)
-    found = np.array([p >= 0 and sources.shard[p] >= 0 and shard_on_disk[sources.shard[p]] for p in place.tolist()], dtype=bool)
-    release(sources.shard)
-    names, place = image_ids[found], place[found]
-    skipped = Counter({"missing_file": len(image_ids) - len(names)} if len(names) < len(image_ids) else {})
+    skipped = Counter({"missing_file": images - len(names)} if len(names) < images else {})
     hashes, failures, reused = hash_cached(
         "image_id", names, names, lambda k: Source(str(shards), sources.member(int(place[k])), decode(names[k]), decode(names[k])),
         Path(params.paths.dedup) / "hashes.jsonl", pool, progress, params.faces.max_pixels, spill,
@@ -160,14 +188,14 @@ def source_image_edges(
     if skipped:
         log.warning(
             "%d of %d source images could not be hashed (%s); their faces are grouped by their own hashes only",
-            sum(skipped.values()), len(image_ids), ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())),
+            sum(skipped.values()), images, ", ".join(f"{v} {k}" for k, v in sorted(skipped.items())),
         )
-    names = names[hashes.ok]
-    hashes.keep(np.nonzero(hashes.ok)[0], spill)
-    if spill:
-        names = spill.save(names)
+    hashed = np.nonzero(hashes.ok)[0]
+    names = take_rows(names, hashed, spill)
+    hashes.keep(hashed, spill)
+    del hashed
     pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
-    image_of = lookup_column(names, faces.image_id, faces.has_image)
+    image_of = lookup_rows(names, faces.image_id, faces.has_image)
     edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), ImageSizes(hashes.width, hashes.height), params.dedupe.box_iou)
     hashes.release()
     release(faces.box, faces.box_ok)
@@ -264,7 +292,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
         n = len(faces)
         labels = components(n, [label_edges(face_labels), image_edges]) if len(image_edges) else face_labels
-        source_pixels = gather(sources.pixels, lookup_column(sources.image_id, faces.image_id, faces.has_image), 0)
+        source_pixels = gather(sources.pixels, lookup_rows(sources.image_id, faces.image_id, faces.has_image), 0)
         release(sources.pixels)
         del sources
         kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)
