@@ -5,7 +5,7 @@ raw bytes, each followed by one 0x01 byte: numpy's fixed-width bytes drop traili
 an element is read back, and a non-zero last byte keeps every digest whole and comparable.
 
 What grows with the posts lives on disk, in unlinked temporary files beside the output (nothing is
-left behind by a kill): a `Spill` holds one fixed-width row per line and hands its rows back by
+left behind by a kill): a `RowFile` holds one fixed-width row per line and hands its rows back by
 bucket, a range of digests at a time, so each key's lines are grouped in memory one bucket at a
 time and compared by their whole digests; a `SortedFile` is a sorted set of rows read by a small
 in-memory index and one read per lookup. Digests are hashes, so buckets of equal ranges are
@@ -97,7 +97,7 @@ def bucket_of(digests: np.ndarray, buckets: int) -> np.ndarray:
     return (leading(digests) // np.uint64(-(-(1 << 64) // buckets))).astype(np.int64)
 
 
-class Spill:
+class RowFile:
     """Rows of one structured dtype appended in order to a temporary file; read back in order or by bucket."""
 
     def __init__(self, dtype, folder: str | Path | None = None) -> None:
@@ -157,7 +157,7 @@ class Spill:
         self._file.close()
 
 
-def distinct(spill: Spill, field: str) -> int:
+def count_distinct(spill: RowFile, field: str) -> int:
     """How many distinct values of `field` (a digest) a spill holds."""
     return sum(len(np.unique(bucket[field])) for bucket in spill.buckets(field))
 
@@ -226,7 +226,7 @@ class SortedFile:
         self._file.close()
 
 
-def sorted_file(spill: Spill, dtype, field: str, folder: str | Path | None = None) -> SortedFile:
+def sorted_file(spill: RowFile, dtype, field: str, folder: str | Path | None = None) -> SortedFile:
     """The first row of each distinct `field` of a spill, as a SortedFile of `dtype` (its key taken from `field`)."""
     dtype = np.dtype(dtype)
 
@@ -252,7 +252,7 @@ class KeySet:
 
     @classmethod
     def of(cls, dtype, keys: Iterable[bytes], folder: str | Path | None = None) -> KeySet:
-        spill = Spill([("key", dtype)], folder)
+        spill = RowFile([("key", dtype)], folder)
         try:
             for key in keys:
                 spill.append((key,))

@@ -38,7 +38,7 @@ from anigan.ids import sha256_hex
 from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_unused
 from crawler.filters import Filters
 from crawler.items import TRANSIENT_REASONS
-from crawler.keys import CHUNK, IMAGE, POST, Column, KeySet, Spill, distinct, image_digest, post_digest, sorted_file
+from crawler.keys import CHUNK, IMAGE, POST, Column, KeySet, RowFile, count_distinct, image_digest, post_digest, sorted_file
 from crawler.parts import MANIFEST, PARTS, PREFIX, REJECTS, SHARDS, STATE, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
 from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
@@ -140,11 +140,11 @@ class RawFolder:
 
     def counts(self) -> Counts:
         """Distinct images and posts in the manifest, refusals by reason: one streaming pass each."""
-        lines = Spill([("image", IMAGE), ("post", POST)], self.root)
+        lines = RowFile([("image", IMAGE), ("post", POST)], self.root)
         try:
             for record in read_jsonl(self.manifest, missing_ok=True):
                 lines.append((image_digest(str(record.get("image_id", ""))), post_digest(post_key(record))))
-            images, posts = distinct(lines, "image"), distinct(lines, "post")
+            images, posts = count_distinct(lines, "image"), count_distinct(lines, "post")
         finally:
             lines.close()
         rejected = Counter(r.get("reason", "?") for r in read_jsonl(self.rejects, missing_ok=True))
@@ -282,7 +282,7 @@ class Places:
 
     def __init__(self, records, folder: str | Path | None = None) -> None:
         names: dict[str, int] = {}
-        lines = Spill([("image", IMAGE), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)], folder)
+        lines = RowFile([("image", IMAGE), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)], folder)
         try:
             for record in records:
                 if (member := Member.of(record)) is not None:

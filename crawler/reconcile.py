@@ -1,5 +1,5 @@
 """Which lines of a raw folder stay under the current params: decided in one streaming pass per
-file, each line a fixed-width row in a temporary file (crawler.keys.Spill), worked on a bucket of
+file, each line a fixed-width row in a temporary file (crawler.keys.RowFile), worked on a bucket of
 digests at a time; only a few bytes a line (where each kept line's bytes are) stay in memory.
 
 Manifest: one line per post (the first), lines the filters now refuse are dropped, and only the
@@ -21,7 +21,7 @@ import numpy as np
 from anigan.shards import Member
 from crawler.filters import Filters
 from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
-from crawler.keys import IMAGE, POST, Column, Spill, buckets_for, image_digest, post_digest
+from crawler.keys import IMAGE, POST, Column, RowFile, buckets_for, image_digest, post_digest
 
 # Drop reasons in the order the summary lists them; "" (index 0) is kept by the filters.
 FILTER_WHY = ("", "rating", "too_small", "too_many_pixels", "too_many_bytes")
@@ -49,7 +49,7 @@ class ManifestVerdict:
     Holds the lines' rows in a temporary file: `close()` it (prepare does) when done."""
 
     place: np.ndarray  # the line whose place a kept line names (itself, or its image's first copy); -1: not kept
-    lines: Spill  # every line's row (LINE)
+    lines: RowFile  # every line's row (LINE)
     shard_names: list[str]
     posts: int
     images: int
@@ -79,7 +79,7 @@ class ManifestVerdict:
                 yield self._member(row)
 
     def kept_posts(self, buckets: int) -> Iterator[np.ndarray]:
-        """The kept posts' digests, sorted, bucket by bucket (crawler.keys.Spill.buckets)."""
+        """The kept posts' digests, sorted, bucket by bucket (crawler.keys.RowFile.buckets)."""
         for bucket in self.lines.buckets("post", buckets):
             yield np.unique(bucket["post"][self.place[bucket["line"]] >= 0])
 
@@ -90,7 +90,7 @@ class ManifestVerdict:
 def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, lengths: dict[str, int], folder: str | Path | None = None) -> ManifestVerdict:
     """Decide every manifest line; `lengths` (shard name -> bytes on disk) tells whole places.
     Temporary files go in `folder` (the system's temporary folder when None)."""
-    lines = Spill(LINE, folder)
+    lines = RowFile(LINE, folder)
     names: dict[str, int] = {}
     for line, record in enumerate(records):
         why = FILTER_WHY.index(filters.why_not_kept(record, record.get("bytes")) or "")
@@ -151,7 +151,7 @@ def judge_manifest(records: Iterable[dict], filters: Filters, limit: int, length
 def judge_rejects(records: Iterable[dict], verdict: ManifestVerdict, filters_changed: bool, folder: str | Path | None = None) -> np.ndarray:
     """For each rejects line, the line to write in its place (-1: nothing): a post's last line
     at the place of its first, unless the post is kept now or its refusal is to be looked at again."""
-    spill = Spill(REJECT, folder)
+    spill = RowFile(REJECT, folder)
     again = set(TRANSIENT_REASONS) | (set(FILTER_REASONS) if filters_changed else set())
     try:
         for line, record in enumerate(records):

@@ -1,4 +1,4 @@
-"""The crawl's keys on disk: spills read back by bucket, sorted files looked up and merged, exactly."""
+"""The crawl's keys on disk: row files read back by bucket, sorted files looked up and merged, exactly."""
 
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 from anigan.ids import sha256_hex
 from anigan.shards import Member
 from crawler.filters import Filters
-from crawler.keys import CHUNK, IMAGE, POST, STRIDE, KeySet, SortedFile, Spill, distinct, image_digest, post_digest
+from crawler.keys import CHUNK, IMAGE, POST, STRIDE, KeySet, RowFile, SortedFile, count_distinct, image_digest, post_digest
 from crawler.rawfolder import Places
 from crawler.reconcile import judge_manifest
 
@@ -22,7 +22,7 @@ def twins(count: int) -> list[str]:
 
 
 def test_a_spill_hands_back_every_row_once_by_bucket_in_append_order(tmp_path):
-    spill = Spill([("image", IMAGE), ("line", np.int64)], tmp_path)
+    spill = RowFile([("image", IMAGE), ("line", np.int64)], tmp_path)
     ids = [image_digest(sha256_hex(b"%d" % (i % 700))) for i in range(5000)]  # repeats, as reposts
     for line, key in enumerate(ids):
         spill.append((key, line))
@@ -33,17 +33,17 @@ def test_a_spill_hands_back_every_row_once_by_bucket_in_append_order(tmp_path):
         assert (np.diff(bucket["line"]) > 0).all()  # append order within a bucket
     edges = [(min(b["image"]), max(b["image"])) for b in buckets if len(b)]
     assert all(high < low for (_, high), (low, _) in pairwise(edges))  # ranges in digest order
-    assert distinct(spill, "image") == 700
+    assert count_distinct(spill, "image") == 700
     assert next(spill.chunks())["line"][3] == 3 and int(spill.row(4321)["line"]) == 4321
     spill.close()
 
 
 def test_digests_sharing_their_leading_bytes_stay_apart():
     ids = twins(5)
-    spill = Spill([("image", IMAGE)])
+    spill = RowFile([("image", IMAGE)])
     for image_id in ids + ids[:2]:
         spill.append((image_digest(image_id),))
-    assert distinct(spill, "image") == 5
+    assert count_distinct(spill, "image") == 5
     keys = KeySet.of(IMAGE, (image_digest(i) for i in ids[:3]))
     assert image_digest(ids[2]) in keys and image_digest(ids[3]) not in keys
     manifest = [{"image_id": image_id, "source": "demo", "post_id": n, "width": 100, "height": 100, "rating": "general", "shard": "raw-000000.tar",
@@ -96,8 +96,8 @@ def test_places_keep_the_first_place_of_an_image_and_what_a_run_adds_past_a_fold
 def test_a_killed_process_leaves_no_temporary_file_behind(tmp_path):
     script = (
         "import sys, time\n"
-        "from crawler.keys import IMAGE, KeySet, Spill\n"
-        f"spill = Spill([('k', IMAGE)], {str(tmp_path)!r})\n"
+        "from crawler.keys import IMAGE, KeySet, RowFile\n"
+        f"spill = RowFile([('k', IMAGE)], {str(tmp_path)!r})\n"
         "for i in range(10000): spill.append((b'%032d' % i,))\n"
         "spill.flush()\n"
         f"keys = KeySet.of(IMAGE, (b'%032d' % i for i in range(10000)), {str(tmp_path)!r})\n"
