@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from child import measure_child  # bench/child.py: run as a script, this folder is on the path
 
 BLOCK = 4096  # distinct random faces, tiled to fill the split
 
@@ -86,24 +87,15 @@ def main() -> None:
             )  # fmt: skip
 
         out = work / "evaluate"
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            anigan("-v", "-S", f"paths.dataset={big}", "-S", f"paths.train_run={run}", "-S", f"paths.evaluate_run={out}", "evaluate")
-        )
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children
-        wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            sys.exit(f"anigan evaluate failed with {child.returncode}")
-        peak_kib = usage.ru_maxrss
+        cost = measure_child(anigan("-v", "-S", f"paths.dataset={big}", "-S", f"paths.train_run={run}", "-S", f"paths.evaluate_run={out}", "evaluate"))
         metrics = json.loads((out / "metrics.json").read_text())
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "train": args.train,
             "test": args.test,
             "size": args.size,
-            "wall_s": round(wall, 1),
-            "peak_rss_mib": round(peak_kib / 1024),
+            "wall_s": cost["wall_s"],
+            "peak_rss_mib": round(cost["peak_rss_mib"]),
             "fid_kid": "fid" in metrics,
             "sampled": {k: metrics.get(k) for k in ("nn_train_references", "nn_test_images", "d_gap_train_images", "d_gap_test_images")},
         }

@@ -40,7 +40,6 @@ import multiprocessing
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -50,6 +49,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from child import measure_child  # bench/child.py: run as a script, this folder is on the path
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES_PER_SHARD = 2000
@@ -275,17 +275,6 @@ def stage_args(stage: str, work: Path, out: Path) -> list[str]:
     return [*overrides(paths), "-S", "split.image_size=32", "split"]
 
 
-def measure(args: list[str], cwd: Path) -> dict:
-    """Run `python -m anigan ARGS` as a child; its peak RSS, wall and CPU seconds."""
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "anigan", *args], cwd=cwd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)  # the child's peak, and its waited-for children's
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
-        sys.exit(f"anigan {args[-1]} failed with {os.waitstatus_to_exitcode(status)}")
-    return {"peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=sorted(GENERATORS), required=True)
@@ -317,7 +306,7 @@ def main() -> None:
             "records": args.records,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
             "generate_s": round(generated, 1),
-            **measure(stage_args(args.stage, inputs, out), args.repo.resolve()),
+            **measure_child([sys.executable, "-m", "anigan", *stage_args(args.stage, inputs, out)], args.repo.resolve(), quiet=True),
         }
         args.json.write_text(json.dumps(result, indent=1) + "\n")
         print(json.dumps(result))
