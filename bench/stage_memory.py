@@ -1,8 +1,9 @@
-"""Stage memory: peak RSS of crawl, dedupe or split on generated inputs of N records, for the flat-in-N goal.
+"""Stage memory: peak RSS of crawl, faces, dedupe or split on generated inputs of N records, for the flat-in-N goal.
 
     uv run python bench/stage_memory.py --stage dedupe --records 100000 --json /tmp/dedupe-100k.json
     uv run python bench/stage_memory.py --stage split --records 400000 [--workdir DIR] [--repo DIR] --json FILE
     uv run python bench/stage_memory.py --stage crawl --records 400000 [--workdir DIR] [--repo DIR] --json FILE
+    uv run python bench/stage_memory.py --stage faces --records 400000 [--workdir DIR] [--repo DIR] --json FILE
 
 Inputs are generated, as cheaply as the stage allows, into `--workdir` (kept there and reused
 by a later run with the same stage and N; a temporary folder by default, removed at the end):
@@ -22,9 +23,22 @@ by a later run with the same stage and N; a temporary folder by default, removed
             with the bytes of an image stored earlier and one twice. The run resumes on a copy
             (shards hard-linked, so they count as shared and are never changed): prepare, counts,
             the Ledger and Places all work at full size, and the new images go through them.
+    faces   a raw folder of N posts (manifest lines, 5% reposts of an earlier image; tar shards of
+            a few bytes a member) and the faces folder a finished earlier run left: `state.jsonl`
+            with one line per image under the current detection key (computed here with the
+            checkout's params.yaml and preprocess.faces.stage.detection_key), about 1.4 faces an
+            image, a tenth of the images with none and a no_face reject, a face reject every
+            fourth image, and crop shards whose every member is a real 8 px PNG. A few lines of an
+            older key come first, naming crops in the first shard that no current line names, so
+            the run compacts that shard. The last posts are NEW_FACES_IMAGES new images, real PNGs
+            (the self-check face and noise), which the run detects. The run resumes on a copy of
+            the faces folder (crop shards hard-linked: shared, so new crops start a shard of their
+            own): the state read, the list of images to do, the new images and the assembly
+            (compaction, manifest, rejects, state, contact sheet) all work at full size.
 
-The stage then runs as `anigan dedupe`, `anigan split` or `anigan crawl` in a child process with
-paths pointing at the generated folders (dedupe.workers 1, so one process does the work). The figures are the
+The stage then runs as `anigan dedupe`, `anigan split`, `anigan crawl` or `anigan faces` in a child
+process with paths pointing at the generated folders (dedupe.workers 1 and faces.workers 1, so one
+process does the work). The figures are the
 child's peak resident set (`os.wait4`'s ru_maxrss), its wall time and its CPU seconds; they go to
 `--json` and to bench/RESULTS.md by hand. `--repo` runs another checkout's code on the same
 inputs (the child's working folder, so `-m anigan` imports it): with `--workdir` and the outputs
@@ -244,7 +258,93 @@ def crawl_inputs(work: Path, n: int) -> None:
             (gallery / "twice.png").write_bytes(data)
 
 
-GENERATORS = {"crawl": crawl_inputs, "dedupe": dedupe_inputs, "split": split_inputs}
+NEW_FACES_IMAGES = 6
+
+
+def faces_inputs(work: Path, n: int) -> None:
+    """raw/ (manifest and shards) of N posts and faces/ (state and crop shards) as a finished run left it, all but the last few new images done."""
+    sys.path.insert(0, str(REPO))
+    from anigan.params import load_params
+    from preprocess.faces.stage import detection_key
+
+    params = load_params(REPO / "params.yaml")
+    key, shard_size = detection_key(params.faces), params.faces.shard_size
+    rng = np.random.default_rng(0)
+    raw, faces = work / "raw", work / "faces"
+    (raw / "shards").mkdir(parents=True)
+    (faces / "shards").mkdir(parents=True)
+    crops = [cv2.imencode(".png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))[1].tobytes() for _ in range(CROPS)]
+    new = [(REPO / "preprocess" / "faces" / "selfcheck_face.png").read_bytes(), *(png(rng, 96) for _ in range(NEW_FACES_IMAGES - 1))]
+    at = "2026-01-01T00:00:00+00:00"
+
+    class Shards:
+        """Tar shards of one prefix written member by member, `size` members a shard."""
+
+        def __init__(self, folder: Path, prefix: str, size: int) -> None:
+            self.folder, self.prefix, self.size = folder, prefix, size
+            self.file, self.count, self.number, self.offset = None, size, -1, 0
+
+        def add(self, name: str, data: bytes) -> tuple[str, int, int]:
+            if self.count == self.size:
+                self.close()
+                self.number += 1
+                self.file, self.count, self.offset = open(self.folder / f"{self.prefix}-{self.number:06d}.tar", "wb"), 0, 0  # noqa: SIM115
+            self.file.write(tar_member(name, data))
+            place = (f"{self.prefix}-{self.number:06d}.tar", self.offset + 512, len(data))
+            self.offset += 512 + len(data) + (-len(data) % 512)
+            self.count += 1
+            return place
+
+        def close(self) -> None:
+            if self.file is not None:
+                self.file.write(b"\0" * 1024)
+                self.file.close()
+
+    raw_shards, crop_shards = Shards(raw / "shards", "raw", IMAGES_PER_SHARD), Shards(faces / "shards", "faces", shard_size)
+    stale = []  # lines of an older key, their crops in the first shard
+    for k in range(20):
+        image_id = hexdigest(f"gone {k}")
+        face = face_record(f"{image_id[:8]}-{hexdigest(f'gone face {k}')[:12]}", image_id, k, crop_shards.add(f"gone-{k}.png", crops[k % CROPS]), rng)
+        stale.append({"image_id": image_id, "faces": [face], "rejects": [], "key": "0" * 16})
+    images: dict[int, dict] = {}
+    face_number = 0
+    with open(raw / "manifest.jsonl", "w", encoding="utf-8") as manifest, open(faces / "state.jsonl", "w", encoding="utf-8") as state:
+        state.writelines(json.dumps(line, separators=(",", ":")) + "\n" for line in stale)
+        for k in range(n):
+            image = crawl_post(k) if k < n - NEW_FACES_IMAGES else k
+            if image not in images:
+                data = new[k - (n - NEW_FACES_IMAGES)] if k >= n - NEW_FACES_IMAGES else f"image {image}".encode()
+                image_id = hashlib.sha256(data).hexdigest()
+                shard, offset, size = raw_shards.add(f"{image_id}.png", data)
+                images[image] = {"image_id": image_id, "shard": shard, "offset": offset, "bytes": size}
+                if k < n - NEW_FACES_IMAGES:
+                    count = (0, 1, 2, 1, 2, 1, 2, 1, 2, 2)[image % 10]
+                    line: dict = {"image_id": image_id, "faces": [], "rejects": []}
+                    for _ in range(count):
+                        face_id = f"{image_id[:8]}-{hexdigest(f'face {face_number}')[:12]}"
+                        place = crop_shards.add(f"{face_id}.png", crops[face_number % CROPS])
+                        line["faces"].append(face_record(face_id, image_id, face_number, place, rng))
+                        face_number += 1
+                    if count == 0:
+                        line["rejects"].append({"image_id": image_id, "reason": "no_face", "detail": "animeface found no face"})
+                    elif image % 4 == 0:
+                        line["rejects"].append(
+                            {"image_id": image_id, "reason": "too_small", "detail": "40 px, under faces.min_face_size 48", "box": [5, 5, 40, 40], "detector": "animeface"}
+                        )
+                    line["key"] = key
+                    state.write(json.dumps(line, separators=(",", ":")) + "\n")
+            place = images[image]
+            post = f"{k:07d}"
+            record = {"image_id": place["image_id"], "source": "demo", "post_id": post, "post_url": f"http://booru.invalid/posts/{post}",
+                      "file_url": f"http://booru.invalid/{post}.png", "md5": place["image_id"][:32], "width": 640, "height": 480,
+                      "tags": ["1girl", "solo", "blue_hair", "green_eyes"], "rating": "general", "fetched_at": at,
+                      "shard": place["shard"], "offset": place["offset"], "bytes": place["bytes"]}  # fmt: skip
+            manifest.write(json.dumps(record, separators=(",", ":")) + "\n")
+    raw_shards.close()
+    crop_shards.close()
+
+
+GENERATORS = {"crawl": crawl_inputs, "dedupe": dedupe_inputs, "faces": faces_inputs, "split": split_inputs}
 
 
 def generate(stage: str, inputs: Path, records: int) -> None:
@@ -266,6 +366,12 @@ def stage_args(stage: str, work: Path, out: Path) -> list[str]:
         for shard in (work / "raw" / "shards").iterdir():
             os.link(shard, out / "shards" / shard.name)  # shared: the crawl starts a shard of its own
         return [*overrides({"raw": out}), "crawl", "--source", "folder", "--folder", str(work / "gallery"), "--limit", "100000000"]
+    if stage == "faces":
+        (out / "shards").mkdir(parents=True)
+        shutil.copyfile(work / "faces" / "state.jsonl", out / "state.jsonl")
+        for shard in (work / "faces" / "shards").iterdir():
+            os.link(shard, out / "shards" / shard.name)  # shared: never changed, new crops start a shard of their own
+        return [*overrides({"raw": work / "raw", "faces": out}), "-S", "faces.workers=1", "faces"]
     if stage == "dedupe":
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "hashes.jsonl", out / "hashes.jsonl")  # the stage rewrites its cache
@@ -278,7 +384,7 @@ def stage_args(stage: str, work: Path, out: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", choices=sorted(GENERATORS), required=True)
-    parser.add_argument("--records", type=int, required=True, help="faces (posts for crawl) in the generated manifests")
+    parser.add_argument("--records", type=int, required=True, help="faces (posts for crawl and faces) in the generated manifests")
     parser.add_argument("--workdir", type=Path, default=None, help="where inputs and outputs go, kept (default: a temporary folder, removed)")
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs (default: this one)")
     parser.add_argument("--json", type=Path, required=True, help="where the figures go")
