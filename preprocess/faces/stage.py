@@ -15,8 +15,9 @@ Reads `<paths.raw>/manifest.jsonl` and the image shards it names, writes under `
   killed run redoes at most the last batch, and a rerun only processes images it has not seen
   with the same settings.
 
-Records are streamed: the stage holds the IDs of the images it processed and the byte offsets
-of their state lines, not the records themselves.
+Records are streamed: the stage holds a 16-byte digest of each processed image's ID and the byte
+offset of its state line (preprocess.faces.ledger), not the records themselves; the images still
+to process wait in a temporary file, and the contact sheet is chosen from 8 bytes a face.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ import io
 import json
 import logging
 import multiprocessing
+import pickle
 import shutil
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+
+import numpy as np
 
 from anigan.errors import UserError
 from anigan.files import append_jsonl, atomic_write_bytes, atomic_writer, jsonl_bytes, read_jsonl, read_jsonl_at, read_jsonl_offsets, write_json
@@ -44,9 +49,10 @@ from anigan.shards import Member, ShardReader, ShardWriter, Usage, compact, cut_
 from anigan.workers import resolve_workers
 from preprocess import imageio
 from preprocess.faces import align, colors, crop, detect, filters, framing, image
-from preprocess.faces.contact_sheet import contact_sheet, pick_faces
+from preprocess.faces.contact_sheet import FacePick, contact_sheet
 from preprocess.faces.detect import open_detector
 from preprocess.faces.image import CROPS, ImageTask, process_image, work
+from preprocess.faces.ledger import DIGEST, Done, Rows, Seen, image_digest
 from preprocess.faces.quality import FILTER_TARGETS, detection_quality, filter_quality
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ SUMMARY = "faces.json"
 SHEET = "contact_sheet.png"
 STATE = "state.jsonl"
 IOU_THRESHOLD = 0.5
+RAW_CHUNK = 1024  # raw manifest records looked up at a time
 # The size floor the project's quality target is stated for ("recall >= 0.8 on faces >= 64 px").
 QUALITY_FLOOR = 64
 # Settings that do not change any crop: changing them must not reprocess anything.
@@ -109,23 +116,40 @@ def detection_key(params: FacesParams) -> str:
     return h.hexdigest()[:16]
 
 
-def raw_images(raw: Path) -> Iterator[dict]:
-    """The raw manifest's records, one per image ID (the first listing wins), in file order, streamed."""
+def _raw_records(raw: Path) -> Iterator[dict]:
+    """Every raw manifest record, reposts included, in file order, streamed."""
     path = raw / "manifest.jsonl"
     if not path.is_file():
         raise UserError(f"{path}: no raw manifest; run `anigan crawl` first (or point paths.raw at a crawl output)")
-    seen: set[str] = set()
     n = 0
     try:
         for n, rec in enumerate(read_jsonl(path), 1):
             image_id = rec.get("image_id") if isinstance(rec, dict) else None
             if not isinstance(image_id, str) or len(image_id) < 3:
                 raise UserError(f"{path}: line {n} has no image_id")
-            if image_id not in seen:
-                seen.add(image_id)
-                yield rec
+            yield rec
     except ValueError as e:
         raise UserError(f"{path}: line {n + 1} is not valid JSON ({e})") from None
+
+
+def _raw_chunks(raw: Path) -> Iterator[tuple[list[dict], list[bytes]]]:
+    """The raw records RAW_CHUNK at a time, each with its image ID's digest."""
+    chunk: list[dict] = []
+    for rec in _raw_records(raw):
+        chunk.append(rec)
+        if len(chunk) >= RAW_CHUNK:
+            yield chunk, [image_digest(r["image_id"]) for r in chunk]
+            chunk = []
+    if chunk:
+        yield chunk, [image_digest(r["image_id"]) for r in chunk]
+
+
+def raw_images(raw: Path) -> Iterator[dict]:
+    """The raw manifest's records, one per image ID (the first listing wins), in file order, streamed."""
+    seen = Seen()
+    for rec in _raw_records(raw):
+        if seen.add(image_digest(rec["image_id"])):
+            yield rec
 
 
 def post_tags(record: dict) -> tuple[str, ...]:
@@ -134,33 +158,33 @@ def post_tags(record: dict) -> tuple[str, ...]:
     return tuple(tags.split()) if isinstance(tags, str) else tuple(str(t) for t in tags)
 
 
-def read_state(path: Path, key: str, lengths: dict[str, int] | None = None) -> dict[str, int]:
-    """Image ID -> byte offset of its latest state line under `key`; other keys are forgotten.
+def read_state(path: Path, key: str, lengths: dict[str, int] | None = None) -> Done:
+    """Image digest -> byte offset of its latest state line under `key`; other keys are forgotten.
 
     With `lengths` (shard name -> bytes), an image whose crops are not all whole in their shards
     (lost with a killed batch, a partial checkout) is left out: it is processed again.
     """
-    done: dict[str, int] = {}
+    rows = Rows()
     stale = lost = 0
     try:
         for offset, rec in read_jsonl_offsets(path, missing_ok=True):
             if rec.get("key") != key:
                 stale += 1
             elif lengths is not None and not all(_whole(f, lengths) for f in rec["faces"]):
-                done.pop(rec["image_id"], None)
+                rows.append(image_digest(rec["image_id"]), offset, True)  # forgets the image, as a later line may not
                 lost += 1
             else:
-                done[rec["image_id"]] = offset
+                rows.append(image_digest(rec["image_id"]), offset, False)
     except (ValueError, KeyError, AttributeError, TypeError) as e:
         # only a damaged state file gets here (a killed write tears just the last line, which is skipped)
         log.warning("%s is damaged (%s): processing every image again", path, e)
         path.unlink()  # new lines must not follow a damaged one
-        return {}
+        return Done()
     if stale:
         log.info("detection settings changed since %d earlier records: reprocessing those images", stale)
     if lost:
         log.info("faces: %d processed images lost crops from their shards: processing them again", lost)
-    return done
+    return Done.of(rows)
 
 
 def _whole(face: dict, lengths: dict[str, int]) -> bool:
@@ -191,7 +215,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _process_all(tasks: list[ImageTask], params: FacesParams, workers: int, on_result: Callable[[dict], None]) -> None:
+def _process_all(tasks: Iterable[ImageTask], params: FacesParams, workers: int, on_result: Callable[[dict], None]) -> None:
     """Run every task, inline for one worker, else in a process pool (results as they finish)."""
     if workers <= 1:
         detector = detect.make_detector(params)
@@ -281,47 +305,70 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
     done = read_state(state_path, key, _shard_lengths(shards))
     usage = Usage()
     with open(state_path, "rb") if done else io.BytesIO() as state:
-        for offset in done.values():
-            for face in read_jsonl_at(state, offset)["faces"]:
+        for offset in np.sort(done.offsets):  # in file order: one pass over the state file
+            for face in read_jsonl_at(state, int(offset))["faces"]:
                 usage.add(Member.of(face))
     cut_tail(shards, PREFIX, usage)  # a killed batch's crops: no line names them
-    raw_shards = str(raw / RAW_SHARDS)
-    todo = [
-        ImageTask(r["image_id"], raw_shards, tuple((k, r.get(k)) for k in ("shard", "offset", "bytes")), post_tags(r))
-        for r in raw_images(raw)
-        if r["image_id"] not in done
-    ]
-    images = len(done) + len(todo)
-    workers = resolve_workers(fp.workers, len(todo))
-    log.info("faces: %d images, %d already done, %d to process with %d worker(s)", images, images - len(todo), len(todo), workers)
+    with tempfile.TemporaryFile(dir=out if out.is_dir() else None) as spill:
+        # the images to do wait on disk, not in a list: a first run has every raw image to do
+        todo = 0
+        for task in _todo(raw, done):
+            pickle.dump(task, spill)
+            todo += 1
+        images = len(done) + todo
+        del done
+        workers = resolve_workers(fp.workers, todo)
+        log.info("faces: %d images, %d already done, %d to process with %d worker(s)", images, images - todo, todo, workers)
+        spill.seek(0)
 
-    finished = 0
-    with ShardWriter(shards, PREFIX, fp.shard_size) as writer:
-        saver = _Saver(writer, state_path, key)
+        finished = 0
+        with ShardWriter(shards, PREFIX, fp.shard_size) as writer:
+            saver = _Saver(writer, state_path, key)
 
-        def on_result(record: dict) -> None:
-            nonlocal finished
-            saver.add(record)
-            finished += 1
+            def on_result(record: dict) -> None:
+                nonlocal finished
+                saver.add(record)
+                finished += 1
+                if on_progress:
+                    on_progress(finished, todo)
+
             if on_progress:
-                on_progress(finished, len(todo))
-
-        if on_progress:
-            on_progress(0, len(todo))
-        try:
-            _process_all(todo, fp, workers, on_result)
-        finally:
-            saver.save()  # what finished before an error or Ctrl-C is kept
+                on_progress(0, todo)
+            try:
+                _process_all(_unspill(spill, todo), fp, workers, on_result)
+            finally:
+                saver.save()  # what finished before an error or Ctrl-C is kept
     return _assemble(params, key, workers, processed=finished)
 
 
-def _current_records(raw: Path, state_path: Path, key: str) -> Iterator[dict]:
+def _todo(raw: Path, done: Done) -> Iterator[ImageTask]:
+    """A task for each raw image not done (the first listing wins), in raw-manifest order."""
+    raw_shards = str(raw / RAW_SHARDS)
+    seen = Seen()
+    for chunk, digests in _raw_chunks(raw):
+        found = done.find(np.array(digests, DIGEST))
+        for r, digest, i in zip(chunk, digests, found.tolist(), strict=True):
+            if i < 0 and seen.add(digest):
+                yield ImageTask(r["image_id"], raw_shards, tuple((k, r.get(k)) for k in ("shard", "offset", "bytes")), post_tags(r))
+
+
+def _unspill(spill, count: int) -> Iterator[ImageTask]:
+    for _ in range(count):
+        yield pickle.load(spill)
+
+
+def _current_records(raw: Path, state_path: Path, done: Done) -> Iterator[dict]:
     """The state record of each raw image, in raw-manifest order (the output never depends on
     which worker finished first), read by offset from the state file."""
-    offsets = read_state(state_path, key)
+    listed = np.zeros(len(done), bool)  # a repost's image was listed before: the first listing wins
     with open(state_path, "rb") as state:
-        for r in raw_images(raw):
-            yield read_jsonl_at(state, offsets[r["image_id"]])
+        for chunk, digests in _raw_chunks(raw):
+            for r, i in zip(chunk, done.find(np.array(digests, DIGEST)).tolist(), strict=True):
+                if i < 0:
+                    raise KeyError(r["image_id"])
+                if not listed[i]:
+                    listed[i] = True
+                    yield read_jsonl_at(state, int(done.offsets[i]))
 
 
 def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSummary:
@@ -330,29 +377,29 @@ def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSu
     fp = params.faces
     raw, out = Path(params.paths.raw), Path(params.paths.faces)
     shards, state_path = out / SHARDS, out / STATE
-    usage, face_ids = Usage(), []
-    for rec in _current_records(raw, state_path, key):
+    done = read_state(state_path, key)
+    usage, pick = Usage(), FacePick()
+    for rec in _current_records(raw, state_path, done):
         for face in rec["faces"]:
             usage.add(Member.of(face))
-            face_ids.append(face["face_id"])
+            pick.add(face["face_id"])
     # crops of old settings or removed images share shards with current ones: copy those out
-    moved = compact(shards, PREFIX, usage, (Member.of(f) for rec in _current_records(raw, state_path, key) for f in rec["faces"]), fp.shard_size)
-    picked = set(pick_faces(face_ids, fp.sheet_faces, fp.seed))
-    del face_ids
+    moved = compact(shards, PREFIX, usage, (Member.of(f) for rec in _current_records(raw, state_path, done) for f in rec["faces"]), fp.shard_size)
+    pick.choose(fp.sheet_faces, fp.seed)  # contact_sheet.pick_faces, a rank at a time
     truth = _truth(raw)
-    sheet: dict[str, Member] = {}
+    offered: list[tuple[str, Member]] = []
     scored: list[dict] = []
     usage = Usage()
     counts: Counter = Counter()
     rejects: Counter = Counter()
     with atomic_writer(out / MANIFEST) as manifest, atomic_writer(out / REJECTS) as rejected, atomic_writer(state_path) as state:
-        for rec in _current_records(raw, state_path, key):
+        for rec in _current_records(raw, state_path, done):
             for face in rec["faces"]:
                 if (new := moved.get(Member.of(face))) is not None:
                     face.update(new.fields())
                 usage.add(Member.of(face))
-                if face["face_id"] in picked:
-                    sheet[face["face_id"]] = Member.of(face)
+                if pick.offer(face["face_id"]):
+                    offered.append((face["face_id"], Member.of(face)))
                 manifest.write(jsonl_bytes(face))
             for r in rec["rejects"]:
                 rejected.write(jsonl_bytes(r))
@@ -363,6 +410,8 @@ def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSu
             counts["images_with_faces"] += bool(rec["faces"])
             if truth is not None and rec["image_id"] in truth:
                 scored.append({k: rec[k] for k in ("image_id", "faces", "rejects")})
+    picked = pick.picked()
+    sheet = {face_id: member for face_id, member in offered if face_id in picked}
     removed = remove_unused(shards, PREFIX, usage)  # after the records naming their replacements
     if removed:
         log.info("faces: removed %d shards no record names", removed)

@@ -1,0 +1,117 @@
+"""Image IDs by the million in a few bytes each: 16-byte digests in sorted numpy arrays, not Python strings.
+
+The faces stage looks up every raw manifest line in the state file's record of done images
+(`Done`: digest -> byte offset of the image's state line) and, on a first run, in the images it
+already listed (`Seen`: the first listing wins). A digest is the image ID's first 16 bytes when
+the ID is a sha256 in hex (the crawl's), else a 16-byte blake2b of it: two images share one only
+by a 2^-128 chance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+DIGEST = np.dtype("S16")  # every digest is 16 bytes, so numpy's padding never changes one
+CHUNK = 1 << 13  # rows gathered in a Python list before they become an array
+FOLD = 1 << 16  # digests a Seen gathers in a Python set before it folds them into its array
+
+
+def image_digest(image_id: str) -> bytes:
+    """16 bytes standing for an image ID."""
+    if len(image_id) == 64:
+        try:
+            return bytes.fromhex(image_id[:32])
+        except ValueError:
+            pass
+    return hashlib.blake2b(image_id.encode("utf-8"), digest_size=16).digest()
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+ROW = np.dtype("S24")  # a digest and a big-endian (offset * 2 + flag): sorting rows sorts by digest, then by offset
+
+
+class Rows:
+    """(digest, offset, flag) rows appended one at a time, kept packed as 24 bytes in numpy chunks."""
+
+    def __init__(self) -> None:
+        self._chunks: list[np.ndarray] = []
+        self._pending: list[bytes] = []
+
+    def append(self, digest: bytes, offset: int, flag: bool) -> None:
+        self._pending.append(digest + (offset * 2 + flag).to_bytes(8, "big"))
+        if len(self._pending) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._chunks.append(np.array(self._pending, ROW))
+            self._pending = []
+
+    def take(self) -> np.ndarray:
+        """Every row (the chunks are let go)."""
+        self._flush()
+        rows = np.concatenate(self._chunks) if self._chunks else np.empty(0, ROW)
+        self._chunks = []
+        return rows
+
+
+class Done:
+    """Image digest -> byte offset of its state line, as two arrays sorted by digest."""
+
+    def __init__(self, keys: np.ndarray | None = None, offsets: np.ndarray | None = None) -> None:
+        self.keys = np.empty(0, DIGEST) if keys is None else keys
+        self.offsets = np.empty(0, np.int64) if offsets is None else offsets
+
+    @classmethod
+    def of(cls, rows: Rows) -> Done:
+        """The last row of each digest, unless that row is flagged (a later flagged row forgets an image)."""
+        packed = rows.take()
+        packed.sort()  # in place: by digest, then by offset
+        raw = packed.view(np.uint8).reshape(len(packed), ROW.itemsize)
+        keys = np.ascontiguousarray(raw[:, :16]).view(DIGEST).ravel()
+        last = np.r_[keys[1:] != keys[:-1], True] if len(keys) else np.empty(0, bool)
+        values = np.ascontiguousarray(raw[last, 16:]).view(">u8").ravel().astype(np.int64)
+        del packed, raw
+        kept = values % 2 == 0
+        return cls(keys[last][kept], values[kept] // 2)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, digests: np.ndarray) -> np.ndarray:
+        """Each digest's index in the arrays, -1 where it is not done."""
+        where = np.searchsorted(self.keys, digests)
+        inside = where < len(self.keys)
+        found = np.zeros(len(digests), bool)
+        found[inside] = self.keys[where[inside]] == digests[inside]
+        return np.where(found, where, -1)
+
+
+class Seen:
+    """A set of digests that grows: a sorted array, and what came since in a small Python set, folded in now and then."""
+
+    def __init__(self) -> None:
+        self._keys = np.empty(0, DIGEST)
+        self._added: set[bytes] = set()
+
+    def add(self, digest: bytes) -> bool:
+        """Add `digest`; True when it was not there."""
+        if digest in self._added:
+            return False
+        i = int(np.searchsorted(self._keys, digest))
+        if i < len(self._keys) and self._keys[i] == digest:
+            return False
+        self._added.add(digest)
+        if len(self._added) >= FOLD:  # a set of bytes costs several times the array: fold it in
+            self._keys = _sorted_unique(np.concatenate([self._keys, np.array(list(self._added), DIGEST)]))
+            self._added.clear()
+        return True
+
+    def __len__(self) -> int:
+        return len(self._keys) + len(self._added)
