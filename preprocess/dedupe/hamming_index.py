@@ -214,17 +214,25 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
     values = ((u >> np.uint64(band.shift)) & np.uint64((1 << band.width) - 1)).astype(np.int32 if band.width <= 31 else np.int64)
     order = np.argsort(values, kind="stable").astype(index)
     sorted_values = values[order]
-    bucket_end = np.searchsorted(sorted_values, sorted_values, side="right")
-    biggest = int((bucket_end - np.searchsorted(sorted_values, sorted_values, side="left")).max())
+    # buckets of equal band values, as runs of the sorted values: only those of two or more make pairs
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    del new
+    sizes = np.diff(starts, append=n)
+    biggest = int(sizes.max())
     if biggest > max(1000, 50 * math.sqrt(n)):
         log.warning("%d hashes share one %d-bit band value: many similar hashes, the search slows down", biggest, band.width)
-
-    # hashes sharing the band value: each pairs with those after it in its sorted bucket
-    positions = np.arange(n, dtype=np.int64)
-    after = bucket_end - positions - 1
-    has = np.nonzero(after > 0)[0]
-    yield from _expand(order[has], positions[has] + 1, after[has], order, chunk)
-    del bucket_end, positions, after, has  # n-long each: gone before the bucket table is built
+    shared = sizes > 1
+    starts, sizes = starts[shared], sizes[shared]
+    del shared
+    # each hash of a bucket pairs with those after it in the bucket
+    positions = np.repeat(starts, sizes - 1) + (np.arange(int((sizes - 1).sum())) - np.repeat(np.cumsum(sizes - 1) - (sizes - 1), sizes - 1))
+    after = np.repeat(starts + sizes, sizes - 1) - positions - 1
+    del starts, sizes
+    yield from _expand(order[positions], positions + 1, after, order, chunk)
+    del positions, after
     if band.radius == 0:
         return
 
@@ -266,10 +274,16 @@ def _bucket_bounds(sorted_values: np.ndarray, width: int, index: type) -> np.nda
 def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS, workers: int = 1) -> np.ndarray:
     """All index pairs (i < j) whose hashes differ in at most max_distance bits, sorted; any input, repeats included."""
     h = np.asarray(hashes, dtype=np.uint64)
-    distinct, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-    # hashes grouped by value: members[bounds[v]:bounds[v+1]] hold distinct[v]
-    members = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(counts)])
+    # hashes grouped by value: members[bounds[v]:bounds[v+1]] hold distinct[v], in index order
+    members = np.argsort(h, kind="stable")
+    ordered = h[members]
+    new = np.empty(len(h), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    bounds = np.append(np.flatnonzero(new), len(h))
+    distinct = ordered[new]
+    del ordered, new
+    counts = np.diff(bounds)
     out: list[np.ndarray] = []
     for v in np.nonzero(counts > 1)[0]:  # repeats of one value pair with each other
         same = members[bounds[v] : bounds[v + 1]]
