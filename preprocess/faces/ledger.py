@@ -2,9 +2,8 @@
 
 The faces stage looks up every raw manifest line in the state file's record of done images
 (`Done`: digest -> byte offset of the image's state line) and, on a first run, in the images it
-already listed (`Seen`: the first listing wins). A digest is the image ID's first 16 bytes when
-the ID is a sha256 in hex (the crawl's), else a 16-byte blake2b of it: two images share one only
-by a 2^-128 chance.
+already listed (`Seen`: the first listing wins). A digest is a 16-byte blake2b of the image ID: two
+images share one only by a 2^-128 chance.
 """
 
 from __future__ import annotations
@@ -19,12 +18,7 @@ FOLD = 1 << 16  # digests a Seen gathers in a Python set before it folds them in
 
 
 def image_digest(image_id: str) -> bytes:
-    """16 bytes standing for an image ID."""
-    if len(image_id) == 64:
-        try:
-            return bytes.fromhex(image_id[:32])
-        except ValueError:
-            pass
+    """16 bytes standing for an image ID: a hash of all of it (IDs alike in their first bytes stay apart)."""
     return hashlib.blake2b(image_id.encode("utf-8"), digest_size=16).digest()
 
 
@@ -56,8 +50,12 @@ class Rows:
     def take(self) -> np.ndarray:
         """Every row (the chunks are let go)."""
         self._flush()
-        rows = np.concatenate(self._chunks) if self._chunks else np.empty(0, ROW)
-        self._chunks = []
+        rows = np.empty(sum(len(c) for c in self._chunks), ROW)
+        at = 0
+        while self._chunks:  # each chunk let go once copied: never two copies of every row
+            chunk = self._chunks.pop(0)
+            rows[at : at + len(chunk)] = chunk
+            at += len(chunk)
         return rows
 
 
@@ -73,13 +71,11 @@ class Done:
         """The last row of each digest, unless that row is flagged (a later flagged row forgets an image)."""
         packed = rows.take()
         packed.sort()  # in place: by digest, then by offset
-        raw = packed.view(np.uint8).reshape(len(packed), ROW.itemsize)
-        keys = np.ascontiguousarray(raw[:, :16]).view(DIGEST).ravel()
-        last = np.r_[keys[1:] != keys[:-1], True] if len(keys) else np.empty(0, bool)
-        values = np.ascontiguousarray(raw[last, 16:]).view(">u8").ravel().astype(np.int64)
-        del packed, raw
-        kept = values % 2 == 0
-        return cls(keys[last][kept], values[kept] // 2)
+        fields = packed.view(np.dtype([("key", DIGEST), ("value", ">u8")]))  # views, not copies
+        last = np.r_[fields["key"][1:] != fields["key"][:-1], True] if len(packed) else np.empty(0, bool)
+        kept = np.flatnonzero(last)
+        kept = kept[fields["value"][kept] % 2 == 0]
+        return cls(fields["key"][kept], (fields["value"][kept] // 2).astype(np.int64))
 
     def __len__(self) -> int:
         return len(self.keys)

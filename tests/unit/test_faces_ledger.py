@@ -1,0 +1,90 @@
+"""The faces stage's compact bookkeeping: digests of done images, the first listing of each image, the contact sheet's pick."""
+
+import json
+import random
+
+import numpy as np
+
+from preprocess.faces.contact_sheet import FacePick, pick_faces
+from preprocess.faces.ledger import DIGEST, FOLD, Done, Rows, Seen, image_digest
+from preprocess.faces.stage import raw_images, read_state
+
+
+def streamed_pick(face_ids: list[str], count: int, seed: int) -> list[str]:
+    pick = FacePick()
+    for face_id in face_ids:
+        pick.add(face_id)
+    pick.choose(count, seed)
+    for face_id in reversed(face_ids):  # offered in another order than added
+        pick.offer(face_id)
+    return sorted(pick.picked())
+
+
+def test_the_streamed_pick_is_pick_faces():
+    rng = random.Random(3)
+    # many IDs share their 8-byte prefix (one image, several faces), some are shorter than 8 bytes, one is not ASCII
+    ids = [f"{rng.randrange(40):08x}-{rng.getrandbits(48):012x}" for _ in range(3000)] + ["ab", "abc", "ab-ü", "0000000"]
+    for count in (0, 1, 64, 2999, 5000):
+        for seed in (0, 1, 7):
+            assert streamed_pick(ids, count, seed) == pick_faces(ids, count, seed)
+    assert streamed_pick([], 64, 0) == []
+
+
+def test_done_keeps_each_images_last_line_and_forgets_a_flagged_one():
+    rows = Rows()
+    a, b, c = (image_digest(f"image {k}") for k in range(3))
+    rows.append(a, 10, False)
+    rows.append(b, 20, False)
+    rows.append(a, 30, False)  # a newer line for a
+    rows.append(b, 40, True)  # b lost its crops
+    rows.append(c, 50, True)
+    rows.append(c, 60, False)  # c processed again after losing them
+    done = Done.of(rows)
+    assert len(done) == 2
+    found = done.find(np.array([a, b, c, image_digest("image 9")], DIGEST))
+    assert found[1] == found[3] == -1
+    assert [int(done.offsets[i]) for i in found[[0, 2]]] == [30, 60]
+
+
+def test_digests_are_whole_16_bytes_whatever_their_last_bytes():
+    ends_in_zero = bytes.fromhex("00" * 15 + "01")[::-1]  # 0x01 then fifteen zero bytes
+    rows = Rows()
+    rows.append(ends_in_zero, 7, False)
+    rows.append(ends_in_zero[:1] + b"\0" * 14 + b"\x02", 9, False)
+    done = Done.of(rows)
+    assert len(done) == 2
+    assert done.find(np.array([ends_in_zero, b"\x01" + b"\0" * 15, b"\x01"], DIGEST)).tolist() == [0, 0, 0]  # one digest: the same 16 bytes
+    assert len(image_digest("a" * 64)) == len(image_digest("x")) == 16
+    assert image_digest("0" * 63 + "1") != image_digest("0" * 64)
+
+
+def test_seen_tells_the_first_listing_across_a_fold():
+    seen = Seen()
+    digests = [image_digest(f"image {k}") for k in range(FOLD + 10)]
+    assert all(seen.add(d) for d in digests)
+    assert len(seen) == FOLD + 10
+    assert not any(seen.add(d) for d in digests[:: 997])
+    assert seen.add(image_digest("another"))
+
+
+def test_raw_images_keep_the_first_listing_of_each_image(tmp_path):
+    lines = [{"image_id": f"{k % 7:064x}", "post_id": k} for k in range(20)]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert [r["post_id"] for r in raw_images(tmp_path)] == list(range(7))
+
+
+def test_read_state_is_the_latest_line_of_each_image_under_the_key(tmp_path):
+    state = tmp_path / "state.jsonl"
+    records = [
+        {"image_id": "one", "faces": [], "rejects": [], "key": "old"},
+        {"image_id": "one", "faces": [], "rejects": [], "key": "new"},
+        {"image_id": "two", "faces": [{"shard": "faces-000000.tar", "offset": 512, "bytes": 100}], "rejects": [], "key": "new"},
+        {"image_id": "one", "faces": [], "rejects": [], "key": "new"},
+    ]
+    lines = [json.dumps(r) + "\n" for r in records]
+    state.write_text("".join(lines))
+    offsets = np.cumsum([0] + [len(line) for line in lines])
+    for lengths, expected in ((None, {"one": offsets[3], "two": offsets[2]}), ({"faces-000000.tar": 512}, {"one": offsets[3]})):
+        done = read_state(state, "new", lengths)
+        found = done.find(np.array([image_digest("one"), image_digest("two")], DIGEST))
+        assert {k: int(done.offsets[i]) for k, i in zip(("one", "two"), found, strict=True) if i >= 0} == expected
