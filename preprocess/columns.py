@@ -18,8 +18,6 @@ import numpy as np
 from preprocess.spill import Spill, blocks, release
 
 CHUNK = 16_384  # records turned into arrays at a time: bounds the Python objects alive at once
-CHECK_ROWS = 1024  # neighbours compared between releases: each pair may touch two pages of a column anywhere in it
-FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)  # 64-bit FNV-1a
 
 
 def chunked(items: Iterable, size: int | None = None) -> Iterator[list]:
@@ -183,57 +181,6 @@ def lookup_column(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray 
             found[rows][~np.asarray(mask[rows])] = -1
         release(sorted_keys, column, mask)
     return found
-
-
-def value_hashes(column: np.ndarray) -> np.ndarray:
-    """A 64-bit hash (FNV-1a of the stored bytes) of each value of a fixed-width column ('S' or 'U',
-    spilled or not), a block at a time. Equal values hash equal; unequal ones rarely do too."""
-    hashes = np.empty(len(column), dtype=np.uint64)
-    width = column.dtype.itemsize
-    for rows in blocks(len(column)):
-        raw = np.ascontiguousarray(column[rows]).view(np.uint8).reshape(-1, width)
-        h = np.full(len(raw), FNV_OFFSET, dtype=np.uint64)
-        for byte in raw.T:  # one pass per byte position: vectorised over the rows
-            h ^= byte
-            h *= FNV_PRIME  # wraps modulo 2**64, as FNV wants
-        hashes[rows] = h
-        release(column)
-    return hashes
-
-
-def dense_codes(column: np.ndarray, hashes: np.ndarray | None = None) -> np.ndarray:
-    """Each value of `column` as an integer code 0..k-1 for its k distinct values: equal codes
-    exactly for equal values, in no meaningful order (`hashes`: value_hashes, when made already).
-
-    Rows are sorted by 64-bit hash, and rows whose hash equals their neighbour's are compared as
-    values, a block at a time, so memory holds a few 8-byte arrays and never a copy of the column;
-    the rare values that share a hash but differ are then told apart by sorting their run.
-    """
-    n = len(column)
-    hashes = value_hashes(column) if hashes is None else hashes
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    new = np.ones(n, dtype=bool)  # True where a run of equal values starts, in `order`
-    new[1:] = ordered[1:] != ordered[:-1]
-    del ordered
-    same_hash = np.flatnonzero(~new)
-    clashes = []
-    for block in blocks(len(same_hash), CHECK_ROWS):
-        at = same_hash[block]
-        clashes.extend(at[column[order[at]] != column[order[at - 1]]].tolist())
-        release(column)
-    starts = np.flatnonzero(new)
-    for start in sorted({int(starts[np.searchsorted(starts, at, side="right") - 1]) for at in clashes}):
-        after = np.searchsorted(starts, start, side="right")
-        end = int(starts[after]) if after < len(starts) else n
-        run = order[start:end]
-        values = column[run]
-        by_value = np.argsort(values, kind="stable")
-        order[start:end], values = run[by_value], values[by_value]
-        new[start + 1 : end] = values[1:] != values[:-1]
-    codes = np.empty(n, dtype=np.int32 if n < 2**31 else np.int64)
-    codes[order] = np.cumsum(new) - 1
-    return codes
 
 
 def is_sorted(column: np.ndarray) -> bool:

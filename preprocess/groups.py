@@ -11,7 +11,8 @@ from preprocess.spill import blocks, release
 # Edges are folded into the labels once this many are pending, so memory stays bounded however
 # many pairs a search yields.
 _FOLD_EVERY = 1_000_000
-PREFIX_BYTES = 8  # bytes keys are sorted by first: a uint64 each, not a copy of the keys
+CHECK_ROWS = 1024  # neighbours compared as keys between releases: each pair may touch two pages anywhere in a column
+FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)  # 64-bit FNV-1a
 
 
 def label_edges(labels: np.ndarray) -> np.ndarray:
@@ -74,36 +75,63 @@ def components(n: int, edge_chunks: Iterable[np.ndarray]) -> np.ndarray:
     return parent.astype(np.int64)
 
 
-def sorted_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A stable order of `keys` and, per position in it, whether the key equals the one before (runs of equal keys).
+def value_hashes(column: np.ndarray) -> np.ndarray:
+    """A 64-bit hash (FNV-1a of the stored bytes) of each value of a fixed-width column ('S' or 'U',
+    spilled or not), a block at a time. Equal values hash equal; unequal ones rarely do too."""
+    hashes = np.empty(len(column), dtype=np.uint64)
+    width = column.dtype.itemsize
+    for rows in blocks(len(column)):
+        raw = np.ascontiguousarray(column[rows]).view(np.uint8).reshape(-1, width)
+        h = np.full(len(raw), FNV_OFFSET, dtype=np.uint64)
+        for byte in raw.T:  # one pass per byte position: vectorised over the rows
+            h ^= byte
+            h *= FNV_PRIME  # wraps modulo 2**64, as FNV wants
+        hashes[rows] = h
+        release(column)
+    return hashes
 
-    Numbers are sorted as they are. A bytes ('S') key wider than PREFIX_BYTES is sorted by its
-    first bytes, read a block at a time (a spilled column is never held whole), and only runs of
-    equal first bytes are then told apart by their whole keys.
+
+def key_runs(keys: np.ndarray, hashes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A stable order of `keys` with equal keys next to each other, and per position in it whether
+    the key equals the one before (runs of equal keys; the runs themselves in no meaningful order).
+
+    Numbers are sorted as they are. Bytes and text keys are sorted by a 64-bit hash (`hashes`:
+    value_hashes, when made already), made a block at a time, so a spilled column is never held
+    whole; neighbours with equal hashes are then compared as keys, a few rows between releases,
+    and the rare run of equal hashes holding unequal keys is sorted by its keys.
     """
     keys = np.asarray(keys)
-    n = len(keys)
-    if keys.dtype.kind != "S" or keys.dtype.itemsize <= PREFIX_BYTES:
+    if keys.dtype.kind not in "SU":
         return _runs(keys)
-    width = keys.dtype.itemsize
-    prefix = np.empty(n, dtype=">u8")  # big-endian: the first byte counts most, as bytes sort
-    for rows in blocks(n):
-        raw = np.ascontiguousarray(keys[rows]).view(np.uint8).reshape(-1, width)[:, :PREFIX_BYTES]
-        prefix[rows] = np.ascontiguousarray(raw).view(">u8").reshape(-1)
+    hashes = value_hashes(keys) if hashes is None else hashes
+    order, same = _runs(hashes)
+    del hashes
+    same_hash = np.flatnonzero(same)
+    clashes = []
+    for block in blocks(len(same_hash), CHECK_ROWS):
+        at = same_hash[block]
+        clashes.extend(at[keys[order[at]] != keys[order[at - 1]]].tolist())
         release(keys)
-    order, same = _runs(prefix.astype(np.uint64))
-    del prefix
-    tied = _run_members(same)  # positions whose first bytes another item shares: whole keys decide
-    if len(tied):
-        sub = np.sort(order[tied])
-        sub_order, sub_same = _runs(np.asarray(keys[sub]))  # few keys, held for this
-        release(keys)
-        order[tied], same[tied] = sub[sub_order], sub_same
+    starts = np.flatnonzero(~same)
+    for start in sorted({int(starts[np.searchsorted(starts, at, side="right") - 1]) for at in clashes}):
+        after = np.searchsorted(starts, start, side="right")
+        run = slice(start, int(starts[after]) if after < len(starts) else len(keys))
+        run_order, run_same = _runs(np.asarray(keys[order[run]]))  # a run of equal hashes is short: held for this
+        order[run], same[run] = order[run][run_order], run_same
     return order, same
 
 
+def dense_codes(keys: np.ndarray) -> np.ndarray:
+    """Each key as an integer code 0..k-1 for its k distinct keys: equal codes exactly for equal
+    keys, in no meaningful order; 4 bytes a key however wide the keys (see key_runs)."""
+    order, same = key_runs(keys)
+    codes = np.empty(len(keys), dtype=np.int32 if len(keys) < 2**31 else np.int64)
+    codes[order] = np.cumsum(~same) - 1
+    return codes
+
+
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sorted_runs by sorting the keys themselves."""
+    """key_runs by sorting the keys themselves."""
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     release(keys)
@@ -126,11 +154,11 @@ def same_key_edges(keys: Sequence | np.ndarray) -> np.ndarray:
     keys = np.asarray(keys)
     if not len(keys):
         return np.empty((0, 2), dtype=np.int64)
-    return run_edges(*sorted_runs(keys))
+    return run_edges(*key_runs(keys))
 
 
 def run_edges(order: np.ndarray, same: np.ndarray) -> np.ndarray:
-    """same_key_edges from a stable order of the keys and its runs of equal keys (see `sorted_runs`)."""
+    """same_key_edges from a stable order of the keys and its runs of equal keys (see `key_runs`)."""
     members = _run_members(same)  # positions in runs of two or more items: the only ones with edges
     order, same = order[members], same[members]
     # each run's first item is its smallest (the order is stable)

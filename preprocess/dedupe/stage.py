@@ -34,7 +34,7 @@ import numpy as np
 from anigan.files import write_json, write_jsonl
 from anigan.params import Params
 from anigan.workers import resolve_workers
-from preprocess.columns import decode, distinct, gather, lookup, take_rows
+from preprocess.columns import decode, distinct, gather, lookup_column, take_rows
 from preprocess.dedupe.face_table import SAFE_ID, FaceTable, read_face_table
 from preprocess.dedupe.hamming_index import iter_distinct_pairs, near_pairs, popcount64
 from preprocess.dedupe.hashing import Hashes, hash_cached, hashing_pool, read_cache
@@ -91,17 +91,6 @@ class DedupeSummary:
             "box_iou": self.box_iou,
             "images": dict(self.images or {}),
         }
-
-
-def lookup_rows(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """columns.lookup_column a few rows at a time: a spilled `sorted_keys` is read at random, and its pages go back after each piece."""
-    found = np.empty(len(column), dtype=np.int64)
-    for rows in blocks(len(column), LOOKUP_ROWS):
-        found[rows] = lookup(sorted_keys, column[rows])
-        if mask is not None:
-            found[rows][~np.asarray(mask[rows])] = -1
-        release(sorted_keys, column, mask)
-    return found
 
 
 def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, workers: int = 1) -> np.ndarray:
@@ -162,7 +151,7 @@ def source_image_edges(
     """
     # the faces' images as rows of the sources table (its IDs sorted and distinct, every face's image among them)
     used = np.zeros(len(sources.image_id), dtype=bool)
-    at = lookup_rows(sources.image_id, faces.image_id, faces.has_image)
+    at = lookup_column(sources.image_id, faces.image_id, faces.has_image, LOOKUP_ROWS)
     used[at[at >= 0]] = True
     del at
     place = np.flatnonzero(used)
@@ -195,7 +184,7 @@ def source_image_edges(
     hashes.keep(hashed, spill)
     del hashed
     pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
-    image_of = lookup_rows(names, faces.image_id, faces.has_image)
+    image_of = lookup_column(names, faces.image_id, faces.has_image, LOOKUP_ROWS)
     edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), ImageSizes(hashes.width, hashes.height), params.dedupe.box_iou)
     hashes.release()
     release(faces.box, faces.box_ok)
@@ -292,7 +281,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
         n = len(faces)
         labels = components(n, [label_edges(face_labels), image_edges]) if len(image_edges) else face_labels
-        source_pixels = gather(sources.pixels, lookup_rows(sources.image_id, faces.image_id, faces.has_image), 0)
+        source_pixels = gather(sources.pixels, lookup_column(sources.image_id, faces.image_id, faces.has_image, LOOKUP_ROWS), 0)
         release(sources.pixels)
         del sources
         kept_of = representatives(labels, source_pixels, faces.box_area, faces.score)

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from anigan.ids import stable_fraction
-from preprocess.columns import dense_codes
-from preprocess.groups import components, same_key_edges
+from preprocess.groups import components, dense_codes, same_key_edges
 from preprocess.spill import GATHER_ROWS, gather_blocks, release
 
 
@@ -24,16 +23,16 @@ def units(image_ids: np.ndarray, group_ids: np.ndarray, image_codes: np.ndarray 
     """Each face's unit (an index into the second array) and, per unit, a row holding its split
     key: the smallest image ID in the unit.
 
-    IDs are joined by their `dense_codes` (`image_codes`: those of the image IDs, when made
-    already) and compared as values only within units of several images, a piece at a time, so
-    no copy of an ID column is held. Units are numbered in the order of their first face.
+    Equal IDs are found by preprocess.groups.key_runs (a 64-bit hash, neighbours compared;
+    `image_codes`: the image IDs' dense_codes, when made already), and IDs are compared as values
+    only within units of several images, a piece at a time, so no copy of an ID column is held.
+    Units are numbered in the order of their first face.
     """
     n = len(image_ids)
     if not n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     image_codes = dense_codes(image_ids) if image_codes is None else image_codes
-    group_edges = same_key_edges(dense_codes(group_ids))
-    release(group_ids)
+    group_edges = same_key_edges(group_ids)
     labels = components(n, [same_key_edges(image_codes), group_edges])  # each unit named by its first face
     del group_edges
     by_unit = np.argsort(labels, kind="stable")

@@ -31,7 +31,8 @@ from anigan.files import write_json, write_jsonl
 from anigan.ids import file_sha256
 from anigan.params import Params
 from anigan.shards import Member
-from preprocess.columns import decode, dense_codes, in_value_order
+from preprocess.columns import decode, in_value_order
+from preprocess.groups import dense_codes
 from preprocess.spill import Spill, fixed_mmap_threshold, gather_blocks
 from preprocess.split.pack import PackResult, pack_faces
 from preprocess.split.sides import held_out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from preprocess import columns, spill
-from preprocess.columns import ColumnBuilder, dense_codes, distinct, in_value_order, keep_rows, lookup, lookup_column, value_hashes
+from preprocess.columns import ColumnBuilder, distinct, in_value_order, keep_rows, lookup, lookup_column
 from preprocess.spill import Spill, release
 
 
@@ -85,37 +85,6 @@ def test_a_killed_runs_spill_folder_is_removed_by_the_next_and_a_live_ones_is_no
     with Spill(tmp_path):
         pass
     assert [p.name for p in tmp_path.iterdir()] == [f".spill-{os.getpid()}-live"]
-
-
-def same_partition(codes: np.ndarray, values: list) -> bool:
-    """Whether equal codes fall exactly on equal values."""
-    pairs = set(zip(codes.tolist(), values, strict=True))
-    return len(pairs) == len(set(codes.tolist())) == len(set(values))
-
-
-@pytest.mark.parametrize("hashes", ["real", "all equal", "three values"])
-def test_dense_codes_are_equal_exactly_for_equal_values_even_when_hashes_clash(tmp_path, tiny_chunks, monkeypatch, hashes):
-    monkeypatch.setattr(columns, "CHECK_ROWS", 2)
-    rng = np.random.default_rng(1)
-    values = [f"id-{k}".encode() for k in rng.integers(0, 25, size=80)]
-    # stand-in hashes keep the one promise real ones make, equal for equal values, and clash a lot
-    given = {"real": None, "all equal": np.zeros(80, np.uint64), "three values": np.array([sum(v) % 3 for v in values], np.uint64)}[hashes]
-    with Spill(tmp_path) as spilled:
-        column = spilled.save(np.array(values, dtype="S"))
-        codes = dense_codes(column, given)
-        assert same_partition(codes, values)
-        assert sorted(set(codes.tolist())) == list(range(len(set(values))))
-    as_text = dense_codes(np.array([v.decode() for v in values]))  # 'U' columns too
-    assert same_partition(as_text, values)
-
-
-def test_value_hashes_are_equal_for_equal_values_spilled_or_not(tmp_path, tiny_chunks):
-    values = np.array([b"a", b"bb", b"a", b"", b"bb", b"c" * 30], dtype="S")
-    with Spill(tmp_path) as spilled:
-        hashes = value_hashes(spilled.save(values))
-    assert hashes[0] == hashes[2] and hashes[1] == hashes[4]
-    assert len(set(hashes.tolist())) == 4
-    assert np.array_equal(hashes, value_hashes(values))
 
 
 def test_rows_in_value_order_whether_the_column_is_sorted_or_not(tmp_path, tiny_chunks):

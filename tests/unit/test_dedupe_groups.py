@@ -1,4 +1,4 @@
-"""Grouping as dedupe uses it: runs of equal keys, edges between them, components over chunks of edges."""
+"""Grouping as dedupe and split use it: runs of equal keys, codes and edges from them, components over chunks of edges."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from preprocess import groups
-from preprocess.groups import components, same_key_edges, sorted_runs
+from preprocess.groups import components, dense_codes, key_runs, same_key_edges, value_hashes
 from preprocess.spill import Spill
 
 
@@ -46,11 +46,44 @@ def test_same_key_edges_of_a_spilled_column_match_those_in_memory(tmp_path):
         assert np.array_equal(same_key_edges(spill.save(keys)), same_key_edges(keys.copy()))
 
 
-def test_sorted_runs_order_equal_keys_together_in_item_order():
-    keys = np.array([b"b" * 9 + b"x", b"a", b"b" * 9 + b"y", b"b" * 9 + b"x", b"a"], dtype="S10")
-    order, same = sorted_runs(keys)
-    assert order.tolist() == [1, 4, 0, 3, 2]
-    assert same.tolist() == [False, True, False, True, False]
+def assert_runs(keys: list, order: np.ndarray, same: np.ndarray) -> None:
+    """Equal keys next to each other in item order, `same` true exactly where the key repeats the one before."""
+    ordered = [keys[i] for i in order.tolist()]
+    assert sorted(order.tolist()) == list(range(len(keys)))
+    assert same.tolist() == [k > 0 and ordered[k] == ordered[k - 1] for k in range(len(keys))]
+    assert len(set(ordered)) == len(keys) - int(same.sum())  # each key in one run
+    assert all(order[k] > order[k - 1] for k in np.flatnonzero(same))
+
+
+@pytest.mark.parametrize("hashes", ["real", "all equal", "three values"])
+def test_key_runs_group_equal_keys_exactly_even_when_hashes_clash(tmp_path, monkeypatch, hashes):
+    monkeypatch.setattr(groups, "CHECK_ROWS", 2)
+    keys = tied_digests(120, 5)
+    values = keys.tolist()
+    # stand-in hashes keep the one promise real ones make, equal for equal keys, and clash a lot
+    given = {"real": None, "all equal": np.zeros(len(keys), np.uint64), "three values": np.array([sum(v) % 3 for v in values], np.uint64)}[hashes]
+    with Spill(tmp_path) as spill:
+        assert_runs(values, *key_runs(spill.save(keys), given))
+
+
+def test_dense_codes_are_equal_exactly_for_equal_keys_in_any_kind_of_column(tmp_path):
+    rng = np.random.default_rng(1)
+    values = [f"id-{k}" for k in rng.integers(0, 25, size=80)]
+    with Spill(tmp_path) as spill:
+        for column in (np.array(values), np.array(values, dtype="S"), spill.save(np.array(values, dtype="S")), rng.integers(0, 9, 80)):
+            codes = dense_codes(column)
+            listed = column.tolist()
+            assert len(set(zip(codes.tolist(), listed, strict=True))) == len(set(codes.tolist())) == len(set(listed))
+            assert sorted(set(codes.tolist())) == list(range(len(set(listed))))
+
+
+def test_value_hashes_are_equal_for_equal_values_spilled_or_not(tmp_path):
+    values = np.array([b"a", b"bb", b"a", b"", b"bb", b"c" * 30], dtype="S")
+    with Spill(tmp_path) as spill:
+        hashes = value_hashes(spill.save(values))
+    assert hashes[0] == hashes[2] and hashes[1] == hashes[4]
+    assert len(set(hashes.tolist())) == 4
+    assert np.array_equal(hashes, value_hashes(values))
 
 
 def test_numbers_and_strings_keep_their_edges():
