@@ -20,7 +20,7 @@ from twisted.internet import threads
 from anigan.ids import sha256_hex
 from crawler.items import TRANSIENT_REASONS, PageDone, PostFile, PostRejected, manifest_record, reject_record
 from crawler.job import CrawlJob
-from crawler.keys import image_digest
+from anigan.keys import image_digest
 from crawler.parts import PARTS
 from crawler.rawfolder import RawFolder
 from crawler.spider import utc_now

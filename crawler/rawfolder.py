@@ -38,7 +38,7 @@ from anigan.ids import sha256_hex
 from anigan.shards import Member, ShardWriter, Usage, compact, cut_tail, remove_unused
 from crawler.filters import Filters
 from crawler.items import TRANSIENT_REASONS
-from crawler.keys import CHUNK, IMAGE, POST, Column, KeySet, RowFile, count_distinct, image_digest, post_digest, sorted_file
+from anigan.keys import CHUNK, IMAGE, POST, Column, KeySet, RowFile, count_distinct, image_digest, post_digest, sorted_file
 from crawler.parts import MANIFEST, PARTS, PREFIX, REJECTS, SHARDS, STATE, Part, finished_parts, live_parts, part_folders, shard_files, shard_prefixes
 from crawler.reconcile import ManifestVerdict, judge_manifest, judge_rejects, post_key
 
@@ -275,7 +275,7 @@ class RawFolder:
 
 class Places:
     """Image ID -> where its bytes are (the first line naming it wins): a sorted file of digests
-    and places (crawler.keys.SortedFile) for what the manifest named, a dict for what this run
+    and places (anigan.keys.SortedFile) for what the manifest named, a dict for what this run
     stores, folded into the file now and then."""
 
     ROW = np.dtype([("key", IMAGE), ("shard", np.int32), ("offset", np.int64), ("size", np.int64)])
@@ -324,7 +324,7 @@ class Ledger:
 
     Read once when the crawl opens (after `RawFolder.prepare`) and updated as records are written,
     so a post in the manifest or rejects is never fetched again and `limit` counts the total.
-    Posts and images are digests in sorted temporary files (crawler.keys): a few bytes of memory each.
+    Posts and images are digests in sorted temporary files (anigan.keys): a few bytes of memory each.
     """
 
     def __init__(self, folder: RawFolder, limit: int) -> None:

@@ -1,5 +1,5 @@
 """Which lines of a raw folder stay under the current params: decided in one streaming pass per
-file, each line a fixed-width row in a temporary file (crawler.keys.RowFile), worked on a bucket of
+file, each line a fixed-width row in a temporary file (anigan.keys.RowFile), worked on a bucket of
 digests at a time; only a few bytes a line (where each kept line's bytes are) stay in memory.
 
 Manifest: one line per post (the first), lines the filters now refuse are dropped, and only the
@@ -21,7 +21,7 @@ import numpy as np
 from anigan.shards import Member
 from crawler.filters import Filters
 from crawler.items import FILTER_REASONS, TRANSIENT_REASONS
-from crawler.keys import IMAGE, POST, Column, RowFile, buckets_for, image_digest, post_digest
+from anigan.keys import IMAGE, POST, Column, RowFile, buckets_for, image_digest, post_digest
 
 # Drop reasons in the order the summary lists them; "" (index 0) is kept by the filters.
 FILTER_WHY = ("", "rating", "too_small", "too_many_pixels", "too_many_bytes")
@@ -79,7 +79,7 @@ class ManifestVerdict:
                 yield self._member(row)
 
     def kept_posts(self, buckets: int) -> Iterator[np.ndarray]:
-        """The kept posts' digests, sorted, bucket by bucket (crawler.keys.RowFile.buckets)."""
+        """The kept posts' digests, sorted, bucket by bucket (anigan.keys.RowFile.buckets)."""
         for bucket in self.lines.buckets("post", buckets):
             yield np.unique(bucket["post"][self.place[bucket["line"]] >= 0])
 

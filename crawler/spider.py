@@ -27,7 +27,7 @@ from crawler.adapters import DIALECTS
 from crawler.adapters.common import host_of
 from crawler.items import PageDone, Post, PostFile, PostRejected
 from crawler.job import CrawlJob
-from crawler.keys import POST, KeySet, post_digest
+from anigan.keys import POST, KeySet, post_digest
 from crawler.rawfolder import Ledger, RawFolder
 from crawler.redact import redact
 from crawler.robots import refusing_rule

@@ -1,33 +1,20 @@
-"""Image IDs by the million in a few bytes each: 16-byte digests in sorted numpy arrays, not Python strings.
+"""Image IDs by the million in a few bytes each: digests in sorted numpy arrays, not Python strings.
 
 The faces stage looks up every raw manifest line in the state file's record of done images
 (`Done`: digest -> byte offset of the image's state line) and, on a first run, in the images it
-already listed (`Seen`: the first listing wins). A digest is a 16-byte blake2b of the image ID: two
-images share one only by a 2^-128 chance.
+already listed (an anigan.keys.KeySet: the first listing wins). A digest is anigan.keys'
+short_digest of the image ID (16 bytes of blake2b and an end byte): two images share one only by
+a 2^-128 chance.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
-DIGEST = np.dtype("S16")  # every digest is 16 bytes, so numpy's padding never changes one
+from anigan.keys import SHORT as DIGEST
+
 CHUNK = 1 << 13  # rows gathered in a Python list before they become an array
-FOLD = 1 << 16  # digests a Seen gathers in a Python set before it folds them into its array
-
-
-def image_digest(image_id: str) -> bytes:
-    """16 bytes standing for an image ID: a hash of all of it (IDs alike in their first bytes stay apart)."""
-    return hashlib.blake2b(image_id.encode("utf-8"), digest_size=16).digest()
-
-
-def _sorted_unique(keys: np.ndarray) -> np.ndarray:
-    keys = np.sort(keys)
-    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-
-
-ROW = np.dtype("S24")  # a digest and a big-endian (offset * 2 + flag): sorting rows sorts by digest, then by offset
+ROW = np.dtype(f"S{DIGEST.itemsize + 8}")  # a digest and a big-endian (offset * 2 + flag): sorting rows sorts by digest, then by offset
 
 
 class Rows:
@@ -87,27 +74,3 @@ class Done:
         found = np.zeros(len(digests), bool)
         found[inside] = self.keys[where[inside]] == digests[inside]
         return np.where(found, where, -1)
-
-
-class Seen:
-    """A set of digests that grows: a sorted array, and what came since in a small Python set, folded in now and then."""
-
-    def __init__(self) -> None:
-        self._keys = np.empty(0, DIGEST)
-        self._added: set[bytes] = set()
-
-    def add(self, digest: bytes) -> bool:
-        """Add `digest`; True when it was not there."""
-        if digest in self._added:
-            return False
-        i = int(np.searchsorted(self._keys, digest))
-        if i < len(self._keys) and self._keys[i] == digest:
-            return False
-        self._added.add(digest)
-        if len(self._added) >= FOLD:  # a set of bytes costs several times the array: fold it in
-            self._keys = _sorted_unique(np.concatenate([self._keys, np.array(list(self._added), DIGEST)]))
-            self._added.clear()
-        return True
-
-    def __len__(self) -> int:
-        return len(self._keys) + len(self._added)

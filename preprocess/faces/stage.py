@@ -43,6 +43,7 @@ from anigan.errors import UserError
 from anigan.files import append_jsonl, atomic_write_bytes, atomic_writer, jsonl_bytes, read_jsonl, read_jsonl_at, read_jsonl_offsets, write_json
 from anigan.ids import file_sha256, sha256_hex
 from anigan.images import png_bytes
+from anigan.keys import KeySet, short_digest
 from anigan.params import Params
 from anigan.params.faces import FacesParams
 from anigan.shards import Member, ShardReader, ShardWriter, Usage, compact, cut_tail, remove_unused
@@ -52,7 +53,7 @@ from preprocess.faces import align, colors, crop, detect, filters, framing, imag
 from preprocess.faces.contact_sheet import FacePick, contact_sheet
 from preprocess.faces.detect import open_detector
 from preprocess.faces.image import CROPS, ImageTask, process_image, work
-from preprocess.faces.ledger import DIGEST, Done, Rows, Seen, image_digest
+from preprocess.faces.ledger import DIGEST, Done, Rows
 from preprocess.faces.quality import FILTER_TARGETS, detection_quality, filter_quality
 
 log = logging.getLogger(__name__)
@@ -138,17 +139,17 @@ def _raw_chunks(raw: Path) -> Iterator[tuple[list[dict], list[bytes]]]:
     for rec in _raw_records(raw):
         chunk.append(rec)
         if len(chunk) >= RAW_CHUNK:
-            yield chunk, [image_digest(r["image_id"]) for r in chunk]
+            yield chunk, [short_digest(r["image_id"]) for r in chunk]
             chunk = []
     if chunk:
-        yield chunk, [image_digest(r["image_id"]) for r in chunk]
+        yield chunk, [short_digest(r["image_id"]) for r in chunk]
 
 
 def raw_images(raw: Path) -> Iterator[dict]:
     """The raw manifest's records, one per image ID (the first listing wins), in file order, streamed."""
-    seen = Seen()
+    seen = KeySet(DIGEST)
     for rec in _raw_records(raw):
-        if seen.add(image_digest(rec["image_id"])):
+        if seen.add(short_digest(rec["image_id"])):
             yield rec
 
 
@@ -171,10 +172,10 @@ def read_state(path: Path, key: str, lengths: dict[str, int] | None = None) -> D
             if rec.get("key") != key:
                 stale += 1
             elif lengths is not None and not all(_whole(f, lengths) for f in rec["faces"]):
-                rows.append(image_digest(rec["image_id"]), offset, True)  # forgets the image, as a later line may not
+                rows.append(short_digest(rec["image_id"]), offset, True)  # forgets the image, as a later line may not
                 lost += 1
             else:
-                rows.append(image_digest(rec["image_id"]), offset, False)
+                rows.append(short_digest(rec["image_id"]), offset, False)
     except (ValueError, KeyError, AttributeError, TypeError) as e:
         # only a damaged state file gets here (a killed write tears just the last line, which is skipped)
         log.warning("%s is damaged (%s): processing every image again", path, e)
@@ -344,7 +345,7 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
 def _todo(raw: Path, done: Done) -> Iterator[ImageTask]:
     """A task for each raw image not done (the first listing wins), in raw-manifest order."""
     raw_shards = str(raw / RAW_SHARDS)
-    seen = Seen()
+    seen = KeySet(DIGEST)
     for chunk, digests in _raw_chunks(raw):
         found = done.find(np.array(digests, DIGEST))
         for r, digest, i in zip(chunk, digests, found.tolist(), strict=True):

@@ -9,7 +9,7 @@ import numpy as np
 from anigan.ids import sha256_hex
 from anigan.shards import Member
 from crawler.filters import Filters
-from crawler.keys import CHUNK, IMAGE, POST, STRIDE, KeySet, RowFile, SortedFile, count_distinct, image_digest, post_digest
+from anigan.keys import CHUNK, IMAGE, POST, STRIDE, KeySet, RowFile, SortedFile, count_distinct, image_digest, post_digest
 from crawler.rawfolder import Places
 from crawler.reconcile import judge_manifest
 
@@ -96,7 +96,7 @@ def test_places_keep_the_first_place_of_an_image_and_what_a_run_adds_past_a_fold
 def test_a_killed_process_leaves_no_temporary_file_behind(tmp_path):
     script = (
         "import sys, time\n"
-        "from crawler.keys import IMAGE, KeySet, RowFile\n"
+        "from anigan.keys import IMAGE, KeySet, RowFile\n"
         f"spill = RowFile([('k', IMAGE)], {str(tmp_path)!r})\n"
         "for i in range(10000): spill.append((b'%032d' % i,))\n"
         "spill.flush()\n"

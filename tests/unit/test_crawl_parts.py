@@ -11,7 +11,7 @@ import pytest
 from anigan.errors import UserError
 from anigan.ids import sha256_hex
 from anigan.shards import Member, iter_members, read_member
-from crawler.keys import IMAGE, KeySet, image_digest
+from anigan.keys import IMAGE, KeySet, image_digest
 from crawler.locks import FolderLock, held
 from crawler.parts import PARTS, Part, merged_shard_name, new_part_id, part_folders, shard_prefixes
 from crawler.rawfolder import Filters, Ledger, RawFolder

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-POST = np.dtype("S17")
+SHORT = np.dtype("S17")  # short_digest: a post key, or any text that is not a sha256
+POST = SHORT
 IMAGE = np.dtype("S33")
 _END = b"\x01"
 CHUNK = 1 << 16  # rows read at a time, and gathered in memory before a fold
@@ -31,9 +32,14 @@ BUCKET_ROWS = 1 << 16  # rows a bucket holds on average
 STRIDE = 256  # rows of a SortedFile per entry of its in-memory index: one lookup reads this many
 
 
+def short_digest(text: str) -> bytes:
+    """Any text as 17 bytes: a 16-byte blake2b of all of it, then the end byte."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest() + _END
+
+
 def post_digest(key: str) -> bytes:
     """A post key (`source:post_id`) as 17 bytes."""
-    return hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest() + _END
+    return short_digest(key)
 
 
 def image_digest(image_id: str) -> bytes:
