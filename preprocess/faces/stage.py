@@ -15,7 +15,7 @@ Reads `<paths.raw>/manifest.jsonl` and the image shards it names, writes under `
   killed run redoes at most the last batch, and a rerun only processes images it has not seen
   with the same settings.
 
-Records are streamed: the stage holds a 16-byte digest of each processed image's ID and the byte
+Records are streamed: the stage holds a 17-byte digest of each processed image's ID and the byte
 offset of its state line (preprocess.faces.ledger), not the records themselves; the images still
 to process wait in a temporary file, and the contact sheet is chosen from 8 bytes a face.
 """
