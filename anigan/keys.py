@@ -170,11 +170,12 @@ def count_distinct(spill: RowFile, field: str) -> int:
 
 class SortedFile:
     """Rows of one structured dtype with a digest field `key`, sorted and unique by it, in a
-    temporary file; the key of every STRIDE-th row stays in memory, so a lookup reads one stretch."""
+    temporary file; the key of every `stride`-th row (STRIDE unless told) stays in memory, so a lookup reads one stretch."""
 
-    def __init__(self, dtype, folder: str | Path | None = None, blocks: Iterable[np.ndarray] = ()) -> None:
+    def __init__(self, dtype, folder: str | Path | None = None, blocks: Iterable[np.ndarray] = (), stride: int = STRIDE) -> None:
         self.dtype = np.dtype(dtype)
         self.folder = folder
+        self.stride = stride
         self._file, self.rows, self._index = self._write(blocks)
 
     def _write(self, blocks: Iterable[np.ndarray]):
@@ -184,7 +185,7 @@ class SortedFile:
         for block in blocks:
             if len(block):
                 f.write(block.tobytes())
-                index.append(block["key"][(-rows) % STRIDE :: STRIDE].copy())  # not a view: that would hold the block
+                index.append(block["key"][(-rows) % self.stride :: self.stride].copy())  # not a view: that would hold the block
                 rows += len(block)
         f.flush()
         return f, rows, np.concatenate(index) if index else np.empty(0, self.dtype["key"])
@@ -198,9 +199,30 @@ class SortedFile:
         stretch = int(np.searchsorted(self._index, key, side="right")) - 1
         if stretch < 0:
             return None
-        rows = _read(self._file.fileno(), self.dtype, stretch * STRIDE, min(self.rows, (stretch + 1) * STRIDE))
+        rows = _read(self._file.fileno(), self.dtype, stretch * self.stride, min(self.rows, (stretch + 1) * self.stride))
         i = int(np.searchsorted(rows["key"], key))
         return rows[i] if i < len(rows) and rows["key"][i] == key else None
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's row number (-1 where it is not here) and its row (zeros there): one read per
+        stretch the keys fall in, not one per key."""
+        where = np.full(len(keys), -1, np.int64)
+        found = np.zeros(len(keys), self.dtype)
+        stretch = np.searchsorted(self._index, keys, side="right") - 1
+        order = np.argsort(stretch, kind="stable")
+        wanted = stretch[order]
+        bounds = np.r_[np.flatnonzero(np.r_[True, wanted[1:] != wanted[:-1]]), len(keys)] if len(keys) else np.zeros(1, np.int64)
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if wanted[a] < 0:
+                continue  # before the first key
+            first = int(wanted[a]) * self.stride
+            rows = _read(self._file.fileno(), self.dtype, first, min(self.rows, first + self.stride))
+            ask = order[a:b]
+            i = np.minimum(np.searchsorted(rows["key"], keys[ask]), len(rows) - 1)
+            hit = rows["key"][i] == keys[ask]
+            where[ask[hit]] = first + i[hit]
+            found[ask[hit]] = rows[i[hit]]
+        return where, found
 
     def __contains__(self, key: bytes) -> bool:
         return self.get(key) is not None
@@ -226,7 +248,7 @@ class SortedFile:
         self._file, self.rows, self._index = f, rows, index
 
     def copy(self) -> SortedFile:
-        return SortedFile(self.dtype, self.folder, self.blocks())
+        return SortedFile(self.dtype, self.folder, self.blocks(), self.stride)
 
     def close(self) -> None:
         self._file.close()

@@ -24,7 +24,7 @@ import os
 import re
 import tarfile
 from array import array
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,28 +267,44 @@ def read_member(folder: str | os.PathLike, member: Member) -> bytes:
 class Usage:
     """Which members of each shard the records name, to tell shards holding unnamed members.
 
-    A shard's named offsets are a sorted array of 8-byte integers (a set of Python ints costs
-    several times that a member); records name members mostly in shard order, so adding appends."""
+    A shard's named members are sorted, disjoint byte ranges (a member's header to its end),
+    merged where they touch: records name members mostly in shard order, so a shard whose every
+    member is named is one range, and memory grows with the gaps between named members, not
+    with the members."""
 
     def __init__(self) -> None:
-        self._offsets: dict[str, array] = {}
+        self._starts: dict[str, array] = {}
+        self._ends: dict[str, array] = {}
         self._bytes: dict[str, int] = {}
-        self._end: dict[str, int] = {}
 
     def add(self, member: Member) -> None:
-        offsets = self._offsets.setdefault(member.shard, array("q"))
-        if offsets and offsets[-1] >= member.offset:
-            i = bisect_left(offsets, member.offset)
-            if i < len(offsets) and offsets[i] == member.offset:
-                return  # reposts share one member
-            offsets.insert(i, member.offset)
+        start, end = member.offset - BLOCK, member.end
+        starts = self._starts.setdefault(member.shard, array("q"))
+        ends = self._ends.setdefault(member.shard, array("q"))
+        i = bisect_right(starts, start)  # ranges [0, i) start at or before this member
+        if i and ends[i - 1] > start:
+            return  # inside a named range: reposts share one member
+        joins_left = i > 0 and ends[i - 1] == start
+        joins_right = i < len(starts) and starts[i] == end
+        if joins_left and joins_right:
+            ends[i - 1] = ends[i]
+            del starts[i], ends[i]
+        elif joins_left:
+            ends[i - 1] = end
+        elif joins_right:
+            starts[i] = start
         else:
-            offsets.append(member.offset)
+            starts.insert(i, start)
+            ends.insert(i, end)
         self._bytes[member.shard] = self._bytes.get(member.shard, 0) + padded(member.bytes)
-        self._end[member.shard] = max(self._end.get(member.shard, 0), member.end)
 
     def used(self, shard: str) -> bool:
-        return shard in self._offsets
+        return shard in self._starts
+
+    def end(self, shard: str) -> int:
+        """Where the shard's last named member ends (0 when none is named)."""
+        ends = self._ends.get(shard)
+        return ends[-1] if ends else 0
 
     def whole(self, path: Path) -> bool:
         """Whether every member of the shard at `path` is named (its size says so; past the named
@@ -298,7 +314,7 @@ class Usage:
         return size == named or (size == named + len(END) and ends_with_marker(path))
 
     def shards(self) -> set[str]:
-        return set(self._offsets)
+        return set(self._starts)
 
 
 def ends_with_marker(path: Path) -> bool:
@@ -317,7 +333,7 @@ def cut_tail(folder: str | os.PathLike, prefix: str, usage: Usage) -> int:
     if not names or not usage.used(names[-1]):
         return 0
     path = shards.path(names[-1])
-    end, size = usage._end[names[-1]], path.stat().st_size
+    end, size = usage.end(names[-1]), path.stat().st_size
     if size <= end or (size == end + len(END) and ends_with_marker(path)) or shared(path):
         return 0
     with open(path, "r+b") as f:

@@ -44,8 +44,9 @@ class FacePick:
         self._prefixes.append(_prefix(face_id))
 
     def choose(self, count: int, seed: int) -> None:
-        prefixes = np.sort(np.frombuffer(self._prefixes, np.uint64)) if self._prefixes else np.empty(0, np.uint64)
-        self._prefixes = array("Q")
+        held, self._prefixes = self._prefixes, array("Q")
+        prefixes = np.frombuffer(held, np.uint64) if held else np.empty(0, np.uint64)
+        prefixes.sort()  # in place, in the array's own buffer: not a second copy
         for rank in random.Random(seed).sample(range(len(prefixes)), min(count, len(prefixes))):
             prefix = prefixes[rank]
             self._wanted.setdefault(int(prefix), []).append(rank - int(np.searchsorted(prefixes, prefix)))

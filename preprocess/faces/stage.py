@@ -15,9 +15,10 @@ Reads `<paths.raw>/manifest.jsonl` and the image shards it names, writes under `
   killed run redoes at most the last batch, and a rerun only processes images it has not seen
   with the same settings.
 
-Records are streamed: the stage holds a 17-byte digest of each processed image's ID and the byte
-offset of its state line (preprocess.faces.ledger), not the records themselves; the images still
-to process wait in a temporary file, and the contact sheet is chosen from 8 bytes a face.
+Records are streamed: a 17-byte digest of each processed image's ID and the byte offset of its
+state line wait in a sorted temporary file, looked up a raw chunk at a time through a sparse index
+(preprocess.faces.ledger), not the records themselves; the images still to process wait in a
+temporary file, and the contact sheet is chosen from 8 bytes a face.
 """
 
 from __future__ import annotations
@@ -161,24 +162,26 @@ def post_tags(record: dict) -> tuple[str, ...]:
 
 def read_state(path: Path, key: str, lengths: dict[str, int] | None = None) -> Done:
     """Image digest -> byte offset of its latest state line under `key`; other keys are forgotten.
+    `Done.current` flags those lines by their number in the file (read_jsonl_offsets' order).
 
     With `lengths` (shard name -> bytes), an image whose crops are not all whole in their shards
     (lost with a killed batch, a partial checkout) is left out: it is processed again.
     """
-    rows = Rows()
+    rows = Rows(path.parent if path.parent.is_dir() else None)
     stale = lost = 0
     try:
-        for offset, rec in read_jsonl_offsets(path, missing_ok=True):
+        for line, (offset, rec) in enumerate(read_jsonl_offsets(path, missing_ok=True)):
             if rec.get("key") != key:
                 stale += 1
             elif lengths is not None and not all(_whole(f, lengths) for f in rec["faces"]):
-                rows.append(short_digest(rec["image_id"]), offset, True)  # forgets the image, as a later line may not
+                rows.append(short_digest(rec["image_id"]), offset, True, line)  # forgets the image, as a later line may not
                 lost += 1
             else:
-                rows.append(short_digest(rec["image_id"]), offset, False)
+                rows.append(short_digest(rec["image_id"]), offset, False, line)
     except (ValueError, KeyError, AttributeError, TypeError) as e:
         # only a damaged state file gets here (a killed write tears just the last line, which is skipped)
         log.warning("%s is damaged (%s): processing every image again", path, e)
+        rows.close()
         path.unlink()  # new lines must not follow a damaged one
         return Done()
     if stale:
@@ -305,11 +308,13 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
 
     done = read_state(state_path, key, _shard_lengths(shards))
     usage = Usage()
-    with open(state_path, "rb") if done else io.BytesIO() as state:
-        for offset in np.sort(done.offsets):  # in file order: one pass over the state file
-            for face in read_jsonl_at(state, int(offset))["faces"]:
-                usage.add(Member.of(face))
+    if done:
+        for line, (_, rec) in enumerate(read_jsonl_offsets(state_path)):
+            if line < len(done.current) and done.current[line]:
+                for face in rec["faces"]:
+                    usage.add(Member.of(face))
     cut_tail(shards, PREFIX, usage)  # a killed batch's crops: no line names them
+    del usage
     with tempfile.TemporaryFile(dir=out if out.is_dir() else None) as spill:
         # the images to do wait on disk, not in a list: a first run has every raw image to do
         todo = 0
@@ -317,7 +322,7 @@ def run_faces(params: Params, on_progress: Progress | None = None) -> FacesSumma
             pickle.dump(task, spill)
             todo += 1
         images = len(done) + todo
-        del done
+        done.close()
         workers = resolve_workers(fp.workers, todo)
         log.info("faces: %d images, %d already done, %d to process with %d worker(s)", images, images - todo, todo, workers)
         spill.seek(0)
@@ -347,7 +352,7 @@ def _todo(raw: Path, done: Done) -> Iterator[ImageTask]:
     raw_shards = str(raw / RAW_SHARDS)
     seen = KeySet(DIGEST)
     for chunk, digests in _raw_chunks(raw):
-        found = done.find(np.array(digests, DIGEST))
+        found, _ = done.find(np.array(digests, DIGEST))
         for r, digest, i in zip(chunk, digests, found.tolist(), strict=True):
             if i < 0 and seen.add(digest):
                 yield ImageTask(r["image_id"], raw_shards, tuple((k, r.get(k)) for k in ("shard", "offset", "bytes")), post_tags(r))
@@ -364,12 +369,13 @@ def _current_records(raw: Path, state_path: Path, done: Done) -> Iterator[dict]:
     listed = np.zeros(len(done), bool)  # a repost's image was listed before: the first listing wins
     with open(state_path, "rb") as state:
         for chunk, digests in _raw_chunks(raw):
-            for r, i in zip(chunk, done.find(np.array(digests, DIGEST)).tolist(), strict=True):
+            found, offsets = done.find(np.array(digests, DIGEST))
+            for r, i, offset in zip(chunk, found.tolist(), offsets.tolist(), strict=True):
                 if i < 0:
                     raise KeyError(r["image_id"])
                 if not listed[i]:
                     listed[i] = True
-                    yield read_jsonl_at(state, int(done.offsets[i]))
+                    yield read_jsonl_at(state, offset)
 
 
 def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSummary:
@@ -411,6 +417,7 @@ def _assemble(params: Params, key: str, workers: int, processed: int) -> FacesSu
             counts["images_with_faces"] += bool(rec["faces"])
             if truth is not None and rec["image_id"] in truth:
                 scored.append({k: rec[k] for k in ("image_id", "faces", "rejects")})
+    done.close()
     picked = pick.picked()
     sheet = {face_id: member for face_id, member in offered if face_id in picked}
     removed = remove_unused(shards, PREFIX, usage)  # after the records naming their replacements
