@@ -18,7 +18,7 @@ from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
 from preprocess.columns import ColumnBuilder, Vocabulary, encode, keep_rows
-from preprocess.spill import Spill, release
+from preprocess.spill import Spill, gather_blocks, release
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,15 @@ def read_face_table(faces_dir: Path, spill: Spill | None = None) -> tuple[FaceTa
         )
     table = FaceTable(**columns.arrays(), shards=shards.values)
     del columns
-    # the first record of each face ID, in face-ID order (np.unique's indices are first occurrences)
-    ids, first, counts = np.unique(table.face_id, return_index=True, return_counts=True)
-    for fid in ids[counts > 1]:
-        log.warning("face %s is listed more than once in %s; using the first record", fid.decode(), manifest)
-    del ids, counts
+    # the first record of each face ID, in face-ID order (a stable sort puts it first among its repeats)
+    order = np.argsort(table.face_id, kind="stable")
     release(table.face_id)
-    table.keep(first, spill)
+    repeat = np.zeros(len(order), dtype=bool)
+    for rows in gather_blocks(len(order)):  # neighbours compared a block at a time: no copy of the IDs is held
+        lo = max(rows.start, 1)
+        repeat[lo : rows.stop] = table.face_id[order[lo : rows.stop]] == table.face_id[order[lo - 1 : rows.stop - 1]]
+        release(table.face_id)
+    for k in np.flatnonzero(repeat[1:] & ~repeat[:-1]).tolist():
+        log.warning("face %s is listed more than once in %s; using the first record", table.face_id[order[k + 1]].decode(), manifest)
+    table.keep(order[~repeat], spill)
     return table, rejects

@@ -274,13 +274,14 @@ def _bucket_bounds(sorted_values: np.ndarray, width: int, index: type) -> np.nda
 def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS, workers: int = 1) -> np.ndarray:
     """All index pairs (i < j) whose hashes differ in at most max_distance bits, sorted; any input, repeats included."""
     h = np.asarray(hashes, dtype=np.uint64)
+    index = np.int32 if len(h) < 2**31 else np.int64
     # hashes grouped by value: members[bounds[v]:bounds[v+1]] hold distinct[v], in index order
-    members = np.argsort(h, kind="stable")
+    members = np.argsort(h, kind="stable").astype(index)
     ordered = h[members]
     new = np.empty(len(h), dtype=bool)
     new[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    bounds = np.append(np.flatnonzero(new), len(h))
+    bounds = np.append(np.flatnonzero(new).astype(index), index(len(h)))
     distinct = ordered[new]
     del ordered, new
     counts = np.diff(bounds)

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from preprocess.boxes import match_boxes
+from preprocess.spill import release
+
+RELEASE_EVERY = 1024  # image pairs between releases of spilled boxes: each pair reads a page or two anywhere in them
 
 
 def relative_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
@@ -41,7 +44,9 @@ def faces_of_image_pairs(
     image a, and `sizes[a]` is its decoded (width, height).
     """
     edges: list[tuple[int, int]] = []
-    for a, b in np.asarray(image_pairs, dtype=np.int64).reshape(-1, 2).tolist():
+    for k, (a, b) in enumerate(np.asarray(image_pairs, dtype=np.int64).reshape(-1, 2).tolist()):
+        if k % RELEASE_EVERY == 0 and hasattr(faces_by_image, "release"):
+            faces_by_image.release()
         left = _placed(faces_by_image[a], sizes[a])
         right = _placed(faces_by_image[b], sizes[b])
         if not left or not right:
@@ -71,14 +76,20 @@ class FacesByImage:
     """
 
     def __init__(self, image_of: np.ndarray, boxes: np.ndarray, box_ok: np.ndarray, images: int) -> None:
-        image_of = np.asarray(image_of, dtype=np.int64)
-        placed = np.nonzero(image_of >= 0)[0]
+        image_of = np.asarray(image_of)
+        index = np.int32 if len(image_of) < 2**31 else np.int64
+        placed = np.nonzero(image_of >= 0)[0].astype(index)
         self._faces = placed[np.argsort(image_of[placed], kind="stable")]
-        self._starts = np.searchsorted(image_of[self._faces], np.arange(images + 1))
+        del placed
+        self._starts = np.searchsorted(image_of[self._faces], np.arange(images + 1)).astype(index)
         self._boxes, self._box_ok = boxes, box_ok
 
     def __len__(self) -> int:
         return len(self._starts) - 1
+
+    def release(self) -> None:
+        """Hand back the pages of spilled boxes read so far."""
+        release(self._boxes, self._box_ok)
 
     def __getitem__(self, k: int) -> list[tuple[int, tuple[float, ...] | None]]:
         faces = self._faces[self._starts[k] : self._starts[k + 1]].tolist()

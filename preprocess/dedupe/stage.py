@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 DUP_KINDS = ("exact", "near", "near_image")
 # rows of a column looked up in a spilled sorted column between releases: each lookup touches
 # pages of it, so this bounds the pages held whatever the number of items
-LOOKUP_ROWS = 1024
+LOOKUP_ROWS = 256
+RANK_ROWS = 1 << 16  # grouped faces ranked at a time (whole groups)
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,48 @@ def group_faces(phashes: np.ndarray, pixel_shas: np.ndarray, max_distance: int, 
     return components(n, edges())
 
 
-def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """The face each face's group keeps: the largest source image, then box, then score, then the first in face-ID order."""
+def grouped(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The faces in groups of two or more, ordered by group (each group's faces in face order), and where each group starts among them.
+
+    Most faces are alone in their group, so only these are ranked: a bool per face and an index
+    per grouped face, never an n-long sort.
+    """
     n = len(labels)
-    ranked = np.lexsort((np.arange(n), -score, -box_area, -source_pixels))  # the last key sorts first
-    groups, first = np.unique(labels[ranked], return_index=True)
-    kept_of = np.full(n, -1, dtype=np.int64)
-    kept_of[groups] = ranked[first]
-    return kept_of[labels]
+    index = np.int32 if n < 2**31 else np.int64
+    joined = np.empty(n, dtype=bool)
+    for rows in blocks(n):
+        joined[rows] = labels[rows] != np.arange(rows.start, rows.stop, dtype=labels.dtype)
+    joined[labels[joined]] = True  # a group's label is its smallest member
+    members = np.flatnonzero(joined).astype(index)
+    del joined
+    members = members[np.argsort(labels[members], kind="stable")]
+    group_of = labels[members]
+    starts = np.flatnonzero(np.r_[True, group_of[1:] != group_of[:-1]]) if len(members) else np.zeros(0, dtype=np.int64)
+    return members, starts
+
+
+def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The face each face's group keeps: the largest source image, then box, then score, then the first in face-ID order.
+
+    Grouped faces are ranked a block of whole groups at a time (see `grouped`).
+    """
+    n = len(labels)
+    kept_of = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+    members, starts = grouped(labels)
+    ends = np.append(starts[1:], len(members))
+    lo = 0
+    while lo < len(starts):
+        hi = max(int(np.searchsorted(starts, starts[lo] + RANK_ROWS, side="right")), lo + 1)  # whole groups, at least one
+        rows = members[starts[lo] : ends[hi - 1]]
+        group = labels[rows]
+        # the last key sorts first; rows are in face order within a group, so ties keep the first
+        ranked = np.lexsort((-np.asarray(score[rows]), -np.asarray(box_area[rows]), -np.asarray(source_pixels[rows]), group))
+        release(score, box_area)
+        head = np.r_[True, group[ranked][1:] != group[ranked][:-1]]
+        winners = rows[ranked[head]]
+        kept_of[rows] = np.repeat(winners, np.diff(np.append(starts[lo:hi], ends[hi - 1])))
+        lo = hi
+    return kept_of
 
 
 def hash_faces(
@@ -204,31 +239,34 @@ def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray,
 
 def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
     """Each face's dup_kind as a code: 0 for a kept face, else 1 + its index in DUP_KINDS."""
-    exact = np.empty(len(kept_of), dtype=bool)
+    kinds = np.empty(len(kept_of), dtype=np.int8)
     for rows in gather_blocks(len(kept_of)):  # spilled digests: a block at a time, some read at random
-        exact[rows] = hashes.pixel_sha256[rows] == hashes.pixel_sha256[kept_of[rows]]
+        kept = kept_of[rows]
+        exact = hashes.pixel_sha256[rows] == hashes.pixel_sha256[kept]
         release(hashes.pixel_sha256)
-    near = face_labels == face_labels[kept_of]
-    kinds = np.where(exact, 1, np.where(near, 2, 3)).astype(np.int8)
-    kinds[kept_of == np.arange(len(kept_of))] = 0
+        near = face_labels[rows] == face_labels[kept]
+        block = np.where(exact, 1, np.where(near, 2, 3)).astype(np.int8)
+        block[kept == np.arange(rows.start, rows.stop)] = 0
+        kinds[rows] = block
     return kinds
 
 
 def manifest_rows(faces: FaceTable, hashes: Hashes, kept_of: np.ndarray, kinds: np.ndarray) -> Iterator[dict]:
     """The dedup manifest's records, one per hashed face in face-ID order (spilled columns read a block at a time)."""
-    distance = popcount64(hashes.phash ^ hashes.phash[kept_of])
     for rows in gather_blocks(len(kept_of)):
+        phash = np.asarray(hashes.phash[rows])
+        distance = popcount64(phash ^ hashes.phash[kept_of[rows]])
         face_ids, image_ids, has_image = faces.face_id[rows], faces.image_id[rows], faces.has_image[rows]
         group_ids = faces.face_id[kept_of[rows]]
         for k, i in enumerate(range(rows.start, rows.stop)):
             yield {
                 "face_id": decode(face_ids[k]),
                 "image_id": decode(image_ids[k]) if has_image[k] else None,
-                "phash": to_hex(hashes.phash[i]),
+                "phash": to_hex(phash[k]),
                 "group_id": decode(group_ids[k]),
                 "kept": not kinds[i],
                 "dup_kind": DUP_KINDS[kinds[i] - 1] if kinds[i] else None,
-                "distance": int(distance[i]),
+                "distance": int(distance[k]),
             }
         release(faces.face_id, faces.image_id, faces.has_image, hashes.phash)
 
