@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from preprocess.spill import blocks, release
+from preprocess.spill import blocks, read_rows, release
 
 # Edges are folded into the labels once this many are pending, so memory stays bounded however
 # many pairs a search yields.
@@ -110,7 +110,7 @@ def key_runs(keys: np.ndarray, hashes: np.ndarray | None = None) -> tuple[np.nda
     clashes = []
     for block in blocks(len(same_hash), CHECK_ROWS):
         at = same_hash[block]
-        clashes.extend(at[keys[order[at]] != keys[order[at - 1]]].tolist())
+        clashes.extend(at[read_rows(keys, order[at]) != read_rows(keys, order[at - 1])].tolist())
         release(keys)
     starts = np.flatnonzero(~same)
     for start in sorted({int(starts[np.searchsorted(starts, at, side="right") - 1]) for at in clashes}):

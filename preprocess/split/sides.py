@@ -16,7 +16,7 @@ import numpy as np
 
 from anigan.ids import stable_fraction
 from preprocess.groups import components, dense_codes, same_key_edges
-from preprocess.spill import GATHER_ROWS, gather_blocks, release
+from preprocess.spill import GATHER_ROWS, gather_blocks, read_rows, release
 
 
 def units(image_ids: np.ndarray, group_ids: np.ndarray, image_codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -40,8 +40,9 @@ def units(image_ids: np.ndarray, group_ids: np.ndarray, image_codes: np.ndarray 
     first = np.ones(n, dtype=bool)  # where a unit starts, in `by_unit` order
     first[1:] = labels[1:] != labels[:-1]
     del labels
-    unit_at = np.cumsum(first) - 1
-    unit_of = np.empty(n, dtype=np.int64)
+    index = np.int32 if n < 2**31 else np.int64
+    unit_at = (np.cumsum(first) - 1).astype(index)
+    unit_of = np.empty(n, dtype=index)
     unit_of[by_unit] = unit_at
     starts = np.flatnonzero(first)
     key_rows = by_unit[starts]  # right for a unit of one image; those of several are settled below
@@ -63,8 +64,7 @@ def _settle_smallest(image_ids: np.ndarray, by_unit: np.ndarray, unit_at: np.nda
     cuts = unit_starts[np.minimum(np.searchsorted(unit_starts, np.arange(GATHER_ROWS, len(positions), GATHER_ROWS)), len(unit_starts) - 1)]
     for piece in np.split(np.arange(len(positions)), np.unique(cuts[cuts > 0])):
         rows, unit = by_unit[positions[piece]], unit_p[piece]
-        order = np.lexsort((image_ids[rows], unit))  # by unit, then by ID
-        release(image_ids)
+        order = np.lexsort((read_rows(image_ids, rows), unit))  # by unit, then by ID
         unit, rows = unit[order], rows[order]
         head = np.r_[True, unit[1:] != unit[:-1]]
         key_rows[unit[head]] = rows[head]

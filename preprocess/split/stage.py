@@ -105,7 +105,7 @@ def run_split(params: Params, progress: Callable[[int, int], None] | None = None
         table = read_split_table(Path(params.paths.faces) / "manifest.jsonl", Path(params.paths.dedup) / "manifest.jsonl", spill)
         image_code = dense_codes(table.image_id)  # the card counts source images by these
         in_test = held_out(table.image_id, table.group_id, p.test_ratio, p.salt, image_code)
-        kept = in_value_order(table.face_id, np.nonzero(table.kept)[0])  # rows in face-ID order
+        kept = in_value_order(table.face_id, np.flatnonzero(table.kept).astype(np.int32 if len(table.kept) < 2**31 else np.int64))  # rows in face-ID order
         table.release()
         return _pack_and_write(params, table, in_test, image_code, kept, progress)
 

@@ -7,7 +7,7 @@ import pytest
 
 from preprocess import columns, spill
 from preprocess.columns import ColumnBuilder, distinct, in_value_order, keep_rows, lookup, lookup_column
-from preprocess.spill import Spill, release
+from preprocess.spill import Spill, read_rows, release
 
 
 @pytest.fixture
@@ -96,3 +96,15 @@ def test_rows_in_value_order_whether_the_column_is_sorted_or_not(tmp_path, tiny_
         assert in_value_order(spilled.save(ordered), rows) is rows
         column = spilled.save(shuffled)
         assert np.array_equal(in_value_order(column, rows), rows[np.argsort(shuffled[rows], kind="stable")])
+
+
+def test_rows_read_from_a_spilled_columns_file_equal_those_read_through_its_map(tmp_path):
+    values = np.array([f"v{i}".encode() for i in range(300)], dtype="S8")
+    rows = np.random.default_rng(3).integers(0, 300, 50)
+    with Spill(tmp_path) as spilled:
+        column = spilled.save(values)
+        written = spilled.zeros(300, np.int64)
+        written[rows] = rows * 7  # still only in the page cache: a read from the file sees it
+        for view in (column, np.asarray(column), column[10:], values):
+            assert np.array_equal(read_rows(view, rows[rows < len(view)]), np.asarray(view)[rows[rows < len(view)]])
+        assert np.array_equal(read_rows(written, rows), rows * 7)
