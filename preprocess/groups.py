@@ -10,7 +10,7 @@ from preprocess.spill import blocks, read_rows, release
 
 # Edges are folded into the labels once this many are pending, so memory stays bounded however
 # many pairs a search yields.
-_FOLD_EVERY = 1_000_000
+_FOLD_EVERY = 250_000
 CHECK_ROWS = 1024  # neighbours compared as keys between releases: each pair may touch two pages anywhere in a column
 FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)  # 64-bit FNV-1a
 
@@ -140,12 +140,6 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, same
 
 
-def _run_members(same: np.ndarray) -> np.ndarray:
-    """Positions in runs of two or more: those equal to the one before, and the first of each such run."""
-    after = np.flatnonzero(same)
-    return np.union1d(after, after - 1)
-
-
 def same_key_edges(keys: Sequence | np.ndarray) -> np.ndarray:
     """Edges joining every item to the first item with an equal key (a star per key), shape (k, 2), in item order.
 
@@ -158,12 +152,19 @@ def same_key_edges(keys: Sequence | np.ndarray) -> np.ndarray:
 
 
 def run_edges(order: np.ndarray, same: np.ndarray) -> np.ndarray:
-    """same_key_edges from a stable order of the keys and its runs of equal keys (see `key_runs`)."""
-    members = _run_members(same)  # positions in runs of two or more items: the only ones with edges
-    order, same = order[members], same[members]
+    """same_key_edges from a stable order of the keys and its runs of equal keys (see `key_runs`),
+    in 4-byte integers where the items fit."""
+    index = np.int32 if len(order) < 2**31 else np.int64
+    members = np.flatnonzero(same | np.r_[same[1:], False])  # in runs of two or more: the only items with edges
+    order, same = order[members].astype(index), same[members]
+    del members
     # each run's first item is its smallest (the order is stable)
-    head = order[np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))][same]
+    start = np.where(same, 0, np.arange(len(order), dtype=index))
+    np.maximum.accumulate(start, out=start)
+    head = order[start[same]]
     items = order[same]
-    del order, same
+    del order, same, start
     by_item = np.argsort(items, kind="stable")
-    return np.stack([head[by_item], items[by_item]], axis=1).astype(np.int64)
+    edges = np.empty((len(items), 2), dtype=index)
+    edges[:, 0], edges[:, 1] = head[by_item], items[by_item]
+    return edges

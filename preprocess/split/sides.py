@@ -35,16 +35,16 @@ def units(image_ids: np.ndarray, group_ids: np.ndarray, image_codes: np.ndarray 
     group_edges = same_key_edges(group_ids)
     labels = components(n, [same_key_edges(image_codes), group_edges])  # each unit named by its first face
     del group_edges
-    by_unit = np.argsort(labels, kind="stable")
+    index = np.int32 if n < 2**31 else np.int64  # rows and units in 4 bytes where they fit
+    by_unit = np.argsort(labels, kind="stable").astype(index)
     labels = labels[by_unit]
     first = np.ones(n, dtype=bool)  # where a unit starts, in `by_unit` order
     first[1:] = labels[1:] != labels[:-1]
     del labels
-    index = np.int32 if n < 2**31 else np.int64
     unit_at = (np.cumsum(first) - 1).astype(index)
     unit_of = np.empty(n, dtype=index)
     unit_of[by_unit] = unit_at
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(first).astype(index)
     key_rows = by_unit[starts]  # right for a unit of one image; those of several are settled below
     codes = image_codes[by_unit]
     several = np.minimum.reduceat(codes, starts) != np.maximum.reduceat(codes, starts)

@@ -33,7 +33,7 @@ from anigan.params import Params
 from anigan.shards import Member
 from preprocess.columns import decode, in_value_order
 from preprocess.groups import dense_codes
-from preprocess.spill import Spill, fixed_mmap_threshold, gather_blocks
+from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, release
 from preprocess.split.pack import PackResult, pack_faces
 from preprocess.split.sides import held_out
 from preprocess.split.table import SplitTable, read_split_table
@@ -76,21 +76,33 @@ def crops(table: SplitTable, rows: np.ndarray) -> Iterator[tuple[str, Member | N
         table.release()
 
 
-def color_counts(table: SplitTable, codes: np.ndarray) -> dict[str, int]:
-    """How many rows have each colour word (no word: "unknown"), sorted by word."""
+def color_counts(table: SplitTable, column: np.ndarray, rows: np.ndarray) -> dict[str, int]:
+    """How many of `rows` have each colour word (no word: "unknown") in a colour column, sorted by word."""
+    tally = np.zeros(len(table.colors), dtype=np.int64)
+    for block in blocks(len(rows)):  # rows ascend when the dedup manifest is in face-ID order, as dedupe writes it
+        tally += np.bincount(column[rows[block]], minlength=len(table.colors))
+        release(column)
     counts: Counter = Counter()
-    for code, count in enumerate(np.bincount(codes, minlength=len(table.colors)).tolist()):
+    for code, count in enumerate(tally.tolist()):
         if count:
             counts[table.colors[code] or "unknown"] += count
     return dict(sorted(counts.items()))
 
 
+def distinct_count(codes: np.ndarray, rows: np.ndarray) -> int:
+    """How many distinct values codes[rows] holds (codes: small non-negative integers), a block at a time."""
+    present = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
+    for block in blocks(len(rows)):
+        present[codes[rows[block]]] = True
+    return int(present.sum())
+
+
 def side_card(table: SplitTable, image_code: np.ndarray, rows: np.ndarray, packed: PackResult, index: Path) -> dict[str, Any]:
     return {
         "faces": len(rows),
-        "source_images": len(np.unique(image_code[rows])),
-        "hair_color": color_counts(table, table.hair[rows]),
-        "eye_color": color_counts(table, table.eyes[rows]),
+        "source_images": distinct_count(image_code, rows),
+        "hair_color": color_counts(table, table.hair, rows),
+        "eye_color": color_counts(table, table.eyes, rows),
         "pixels_sha256": packed.pixels_sha256,
         "index_sha256": file_sha256(index),
     }
