@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from preprocess.spill import Spill, blocks, release
+from preprocess.spill import Spill, blocks, read_rows, release
 
 CHUNK = 16_384  # records turned into arrays at a time: bounds the Python objects alive at once
 
@@ -154,12 +154,29 @@ def distinct(column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         release(column, mask)
     if not parts:
         return np.unique(column[:0])
-    values = np.concatenate(parts)
-    del parts
+    # one array of the blocks' values, each block's copy dropped as it goes in (np.concatenate would hold both)
+    values = np.empty(sum(len(p) for p in parts), dtype=np.result_type(*parts))
+    at = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        values[at : at + len(part)] = part
+        at += len(part)
+        del part
     values.sort()  # in place: np.unique would sort a copy
-    first = np.ones(len(values), dtype=bool)
-    first[1:] = values[1:] != values[:-1]
-    return values[first]
+    kept, last = 0, None  # repeats squeezed out in place, a block at a time (a value only moves down)
+    for rows in blocks(len(values)):
+        part = values[rows]
+        first = np.ones(len(part), dtype=bool)
+        first[1:] = part[1:] != part[:-1]
+        if last is not None:
+            first[0] = part[0] != last
+        last = part[-1].copy()
+        part = part[first]
+        values[kept : kept + len(part)] = part
+        kept += len(part)
+    values.resize(kept, refcheck=False)  # shrinks the one buffer, no copy
+    return values
 
 
 def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -173,14 +190,80 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 def lookup_column(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray | None = None, block_rows: int | None = None) -> np.ndarray:
     """lookup(sorted_keys, column), -1 also where `mask` is False; `block_rows` (default BLOCK_ROWS) of the column at a time,
-    so a spilled one is never held whole (fewer when `sorted_keys` is spilled: each lookup reads pages of it anywhere)."""
+    so a spilled one is never held whole. Spilled 'S' keys are found through a `HashedKeys` index (a binary search
+    through their map would touch pages anywhere); others by `lookup`, fewer rows at a time when `sorted_keys` is spilled."""
     found = np.empty(len(column), dtype=np.int64)
-    for rows in blocks(len(column), block_rows):
-        found[rows] = lookup(sorted_keys, column[rows])
+    index = HashedKeys(sorted_keys) if HashedKeys.suits(sorted_keys, column) else None
+    for rows in blocks(len(column), None if index else block_rows):
+        found[rows] = index.find(column[rows]) if index else lookup(sorted_keys, column[rows])
         if mask is not None:
             found[rows][~np.asarray(mask[rows])] = -1
         release(sorted_keys, column, mask)
     return found
+
+
+class HashedKeys:
+    """`lookup` into an ascending spilled 'S' column without binary searches through its map: a 64-bit hash of
+    every key, sorted, in memory (12 bytes a key); a query's hash is searched there and its candidate key read
+    from the file by row (spill.read_rows) and compared, so results are exactly `lookup`'s."""
+
+    def __init__(self, sorted_keys: np.ndarray) -> None:
+        self.keys = sorted_keys
+        hashes = np.empty(len(sorted_keys), dtype=np.uint64)
+        for rows in blocks(len(sorted_keys)):  # a sequential pass through the map
+            hashes[rows] = key_hashes(sorted_keys[rows])
+            release(sorted_keys)
+        self.order = np.argsort(hashes, kind="stable").astype(np.int32 if len(hashes) < 2**31 else np.int64)  # equal hashes in row order
+        self.hashes = hashes[self.order]
+
+    @staticmethod
+    def suits(sorted_keys: np.ndarray, column: np.ndarray) -> bool:
+        return isinstance(sorted_keys, np.memmap) and sorted_keys.ndim == 1 and sorted_keys.dtype.kind == "S" and np.asarray(column).dtype.kind == "S"
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """lookup(sorted_keys, queries)."""
+        queries = np.asarray(queries)
+        out = np.full(len(queries), -1, dtype=np.int64)
+        if not len(self.hashes) or not len(queries):
+            return out
+        h = key_hashes(queries)
+        at = np.searchsorted(self.hashes, h)
+        hit = np.flatnonzero(self.hashes[np.minimum(at, len(self.hashes) - 1)] == h)
+        at = at[hit]
+        while len(hit):  # the first key of each hash, then (rarely: another key with the same hash) the next
+            rows = self.order[at]
+            same = read_rows(self.keys, rows) == queries[hit]
+            out[hit[same]] = rows[same]
+            at = at[~same] + 1
+            hit = hit[~same]
+            more = at < len(self.hashes)
+            at, hit = at[more], hit[more]
+            more = self.hashes[at] == h[hit]
+            at, hit = at[more], hit[more]
+        return out
+
+
+def key_hashes(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each 'S' value, the same whatever the column's width (trailing zero bytes add nothing, as in 'S' comparisons)."""
+    values = np.ascontiguousarray(values)
+    width = values.dtype.itemsize
+    words = -(-width // 8)
+    raw = values.view(np.uint8).reshape(len(values), width)
+    if width % 8:
+        raw = np.concatenate([raw, np.zeros((len(values), words * 8 - width), dtype=np.uint8)], axis=1)
+    h = np.zeros(len(values), dtype=np.uint64)
+    for k, word in enumerate(np.ascontiguousarray(raw).view("<u8").T):
+        h += word * np.uint64(_odd_constant(k))  # wraps modulo 2^64
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def _odd_constant(k: int) -> int:
+    """The k-th multiplier of key_hashes (splitmix64 of k, made odd)."""
+    z = (k + 1) * 0x9E3779B97F4A7C15 % 2**64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % 2**64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % 2**64
+    return (z ^ (z >> 31)) | 1
 
 
 def is_sorted(column: np.ndarray) -> bool:

@@ -30,7 +30,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BITS = 64
-TABLE_BITS = 24  # bands up to this wide get a direct bucket table (2^24 int64 = 128 MiB at most)
+TABLE_BITS = 24  # bands up to this wide get a bucket table (2^24 values: 16 to 64 MiB, see _BucketTable)
 CHUNK_PAIRS = 2_000_000  # candidates expanded and verified at a time (bounds memory)
 
 
@@ -238,37 +238,54 @@ def _band_candidates(u: np.ndarray, band: Band, chunk: int) -> Iterator[tuple[np
 
     table = band.width <= TABLE_BITS
     if table:
-        bounds = _bucket_bounds(sorted_values, band.width, index)
+        bounds = _BucketTable(sorted_values, band.width, index)
     for top, flips in _flips_by_top_bit(band.width, band.radius):
         # a pair of band values (v, v ^ flip) is looked up from the side whose top flipped bit is 0
-        queries = np.nonzero((values >> top) & 1 == 0)[0].astype(index)
-        base = values[queries]
-        for flip in flips:
-            targets = base ^ flip
-            if table:
-                starts = bounds[targets]
-                counts = bounds[targets + 1] - starts
-                hit = np.nonzero(counts)[0]
-                starts, counts = starts[hit], counts[hit]
-            else:
-                starts = np.searchsorted(sorted_values, targets, side="left")
-                counts = np.searchsorted(sorted_values, targets, side="right") - starts
-                hit = np.nonzero(counts)[0]
-                starts, counts = starts[hit], counts[hit]
-            yield from _expand(queries[hit], starts, counts, order, chunk)
+        side = np.flatnonzero((values >> top) & 1 == 0).astype(index)
+        for lo in range(0, len(side), QUERY_BLOCK):  # a block of queries at a time: the per-flip temporaries stay small
+            queries = side[lo : lo + QUERY_BLOCK]
+            base = values[queries]
+            for flip in flips:
+                targets = base ^ flip
+                if table:
+                    starts, ends = bounds.starts(targets), bounds.starts(targets + 1)
+                else:
+                    starts = np.searchsorted(sorted_values, targets, side="left").astype(index)
+                    ends = np.searchsorted(sorted_values, targets, side="right").astype(index)
+                hit = np.flatnonzero(ends != starts)
+                if len(hit):
+                    yield from _expand(queries[hit], starts[hit], ends[hit] - starts[hit], order, chunk)
 
 
-def _bucket_bounds(sorted_values: np.ndarray, width: int, index: type) -> np.ndarray:
-    """The bucket table of a band: bounds[v] is where band value v starts in `sorted_values`, bounds[v + 1] where it ends.
+QUERY_BLOCK = 1 << 16  # queries of one band looked up at a time
 
-    One table of 2^width + 1 entries, filled a block of values at a time: no 64-bit temporary of
-    the table's size is ever made (at 22 bits that would be 32 MiB more, several times over).
+
+class _BucketTable:
+    """Where each band value's bucket starts in `sorted_values` (`starts(v)`; it ends at `starts(v + 1)`), for v in 0..2^width.
+
+    Stored as an exact start every STEP values and each value's offset from it in one byte (two, or a
+    plain table, where a stretch of STEP values holds more hashes): a few bytes a value instead of a
+    4-byte start each, filled a block of values at a time with no 64-bit temporary of the table's size.
     """
-    bounds = np.empty((1 << width) + 1, dtype=index)
-    block = 1 << 18
-    for lo in range(0, len(bounds), block):
-        bounds[lo : lo + block] = np.searchsorted(sorted_values, np.arange(lo, min(lo + block, len(bounds)), dtype=sorted_values.dtype))
-    return bounds
+
+    STEP = 16
+
+    def __init__(self, sorted_values: np.ndarray, width: int, index: type) -> None:
+        size = (1 << width) + 1
+        coarse = np.searchsorted(sorted_values, np.arange(0, size + self.STEP, self.STEP, dtype=sorted_values.dtype)).astype(index)
+        most = int(np.diff(coarse).max(initial=0))
+        offset = np.uint8 if most < 2**8 else np.uint16 if most < 2**16 else None
+        self.coarse = coarse if offset is not None else None
+        self.fine = np.empty(size, dtype=offset or index)
+        block = 1 << 18
+        for lo in range(0, size, block):
+            at = np.searchsorted(sorted_values, np.arange(lo, min(lo + block, size), dtype=sorted_values.dtype))
+            self.fine[lo : lo + block] = at - coarse[np.arange(lo, lo + len(at)) // self.STEP] if offset is not None else at
+
+    def starts(self, values: np.ndarray) -> np.ndarray:
+        if self.coarse is None:
+            return self.fine[values]
+        return self.coarse[values // self.STEP] + self.fine[values]
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIRS, workers: int = 1) -> np.ndarray:

@@ -11,14 +11,16 @@ overlap that much.
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from preprocess.boxes import match_boxes
-from preprocess.spill import release
+from preprocess.spill import read_rows
 
-RELEASE_EVERY = 1024  # image pairs between releases of spilled boxes: each pair reads a page or two anywhere in them
+LOAD_PAIRS = 4096  # image pairs whose images' faces, boxes and sizes are read from spilled columns at once
 
 
 def relative_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float] | None:
@@ -44,16 +46,28 @@ def faces_of_image_pairs(
     image a, and `sizes[a]` is its decoded (width, height).
     """
     edges: list[tuple[int, int]] = []
-    for k, (a, b) in enumerate(np.asarray(image_pairs, dtype=np.int64).reshape(-1, 2).tolist()):
-        if k % RELEASE_EVERY == 0 and hasattr(faces_by_image, "release"):
-            faces_by_image.release()
+    image_pairs = np.asarray(image_pairs, dtype=np.int64).reshape(-1, 2)
+    for lo in range(0, len(image_pairs), LOAD_PAIRS):
+        block = image_pairs[lo : lo + LOAD_PAIRS]
+        for table in (faces_by_image, sizes):
+            if hasattr(table, "load"):  # read by row from spilled columns, never through their maps
+                table.load(np.unique(block))
+        edges += _block_edges(block, faces_by_image, sizes, min_iou)
+    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+
+
+def _block_edges(
+    image_pairs: np.ndarray, faces_by_image: Sequence[Sequence[tuple[int, Sequence[float]]]], sizes: Sequence[tuple[int, int]], min_iou: float
+) -> list[tuple[int, int]]:
+    edges: list[tuple[int, int]] = []
+    for a, b in image_pairs.tolist():
         left = _placed(faces_by_image[a], sizes[a])
         right = _placed(faces_by_image[b], sizes[b])
         if not left or not right:
             continue
         for i, j in match_boxes([box for _, box in left], [box for _, box in right], min_iou):
             edges.append((left[i][0], right[j][0]))
-    return np.array(edges, dtype=np.int64).reshape(-1, 2)
+    return edges
 
 
 def _placed(faces: Sequence[tuple[int, Sequence[float]]], size: tuple[int, int]) -> list[tuple[int, tuple[float, ...]]]:
@@ -87,13 +101,34 @@ class FacesByImage:
     def __len__(self) -> int:
         return len(self._starts) - 1
 
+    def load(self, images: np.ndarray) -> None:
+        """Read the boxes of the faces of `images` (ascending) by row, for the `self[k]` that follow (the last load's only)."""
+        faces = [self._faces[self._starts[k] : self._starts[k + 1]] for k in images.tolist()]
+        rows = np.concatenate(faces) if faces else np.zeros(0, dtype=np.int64)
+        ok = read_rows(self._box_ok, rows).astype(bool)
+        boxes = np.zeros((len(rows), 4), dtype=np.float64)
+        boxes[ok] = _box_rows(self._boxes, rows[ok])
+        self._loaded = {int(i): (b.tolist() if o else None) for i, b, o in zip(rows.tolist(), boxes, ok)}
+
     def release(self) -> None:
-        """Hand back the pages of spilled boxes read so far."""
-        release(self._boxes, self._box_ok)
+        """Nothing to hand back: spilled boxes are read by row, not through their maps."""
 
     def __getitem__(self, k: int) -> list[tuple[int, tuple[float, ...] | None]]:
         faces = self._faces[self._starts[k] : self._starts[k + 1]].tolist()
+        loaded = getattr(self, "_loaded", {})
+        if all(i in loaded for i in faces):
+            return [(i, tuple(loaded[i]) if loaded[i] is not None else None) for i in faces]
         return [(i, tuple(self._boxes[i].tolist()) if self._box_ok[i] else None) for i in faces]
+
+
+def _box_rows(boxes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """boxes[rows] of an (N, 4) column; a spilled one read from its file by row (see spill.read_rows)."""
+    if not (isinstance(boxes, np.memmap) and isinstance(boxes.base, mmap.mmap) and boxes.filename and boxes.flags.c_contiguous):
+        return np.asarray(boxes[rows])
+    width = boxes.dtype.itemsize * int(np.prod(boxes.shape[1:], dtype=np.int64))
+    with open(boxes.filename, "rb", buffering=0) as f:
+        data = b"".join(os.pread(f.fileno(), width, boxes.offset + row * width) for row in rows.tolist())
+    return np.frombuffer(data, dtype=boxes.dtype).reshape(len(rows), *boxes.shape[1:]).copy()
 
 
 class ImageSizes:
@@ -101,9 +136,17 @@ class ImageSizes:
 
     def __init__(self, width: np.ndarray, height: np.ndarray) -> None:
         self._width, self._height = width, height
+        self._loaded: dict[int, tuple[int, int]] = {}
 
     def __len__(self) -> int:
         return len(self._width)
 
+    def load(self, images: np.ndarray) -> None:
+        """Read the sizes of `images` by row, for the `self[k]` that follow (the last load's only)."""
+        self._loaded = dict(zip(images.tolist(), zip(read_rows(self._width, images).tolist(), read_rows(self._height, images).tolist())))
+
     def __getitem__(self, k: int) -> tuple[int, int]:
+        size = self._loaded.get(k)
+        if size is not None:
+            return int(size[0]), int(size[1])
         return int(self._width[k]), int(self._height[k])

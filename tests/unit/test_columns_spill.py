@@ -108,3 +108,26 @@ def test_rows_read_from_a_spilled_columns_file_equal_those_read_through_its_map(
         for view in (column, np.asarray(column), column[10:], values):
             assert np.array_equal(read_rows(view, rows[rows < len(view)]), np.asarray(view)[rows[rows < len(view)]])
         assert np.array_equal(read_rows(written, rows), rows * 7)
+
+
+def test_distinct_equals_numpy_unique_across_blocks(tiny_chunks):
+    rng = np.random.default_rng(5)
+    column = np.array([f"{v:x}".encode() for v in rng.integers(0, 20, 97)], dtype="S4")
+    mask = rng.random(97) < 0.7
+    for m in (None, mask):
+        got, expected = distinct(column, m), np.unique(column if m is None else column[m])
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_lookup_in_spilled_keys_by_hash_equals_a_binary_search_also_when_hashes_collide(tmp_path, tiny_chunks, monkeypatch):
+    rng = np.random.default_rng(6)
+    keys = np.unique(np.array([f"{v:x}".encode() for v in rng.integers(0, 500, 60)] + [b"a", b"ab"], dtype="S6"))
+    queries = np.array([f"{v:x}".encode() for v in rng.integers(0, 500, 80)] + [b"a", b"ab", b"", b"zz"], dtype="S9")  # wider than the keys
+    with Spill(tmp_path) as sp:
+        spilled = sp.save(keys)
+        assert columns.HashedKeys.suits(spilled, queries)
+        assert np.array_equal(lookup_column(spilled, queries), lookup(keys, queries))
+        monkeypatch.setattr(columns, "key_hashes", lambda values: np.asarray([len(v) % 2 for v in values], dtype=np.uint64))  # many equal hashes
+        assert np.array_equal(lookup_column(spilled, queries), lookup(keys, queries))
+        repeated = sp.save(np.array([b"a", b"a", b"b", b"c", b"c"], dtype="S1"))
+        assert lookup_column(repeated, np.array([b"c", b"a", b"d"], dtype="S1")).tolist() == [3, 0, -1]

@@ -93,3 +93,16 @@ def test_bands_searched_in_worker_processes_give_the_same_pairs(monkeypatch):
     rng = np.random.default_rng(11)
     hashes = clustered_hashes(rng, 3000)
     assert np.array_equal(near_pairs(hashes, 8, workers=2), near_pairs(hashes, 8, workers=1))
+
+
+@pytest.mark.parametrize("step", [1, 16, 4096, 1 << 20])  # one-byte, two-byte and plain bucket tables
+def test_bucket_tables_and_query_blocks_of_any_size_find_the_same_pairs(monkeypatch, step):
+    from preprocess.dedupe import hamming_index
+
+    rng = np.random.default_rng(step)
+    distinct = np.unique(clustered_hashes(rng, 3000))
+    expected = brute_force(distinct, 4)
+    monkeypatch.setattr(hamming_index._BucketTable, "STEP", step)
+    monkeypatch.setattr(hamming_index, "QUERY_BLOCK", 37)
+    plan = Plan(bands_for(3, 4), 0.0)
+    assert np.array_equal(sorted_pairs(iter_distinct_pairs(distinct, 4, plan=plan)), expected)
