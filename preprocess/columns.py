@@ -140,9 +140,33 @@ def keep_rows(columns: dict[str, Any], rows: np.ndarray, spill: Spill | None = N
         del value  # the old column goes now, not when the loop ends
 
 
+TAKE_BLOCK = 1 << 16  # rows of a new spilled column made at a time by take_rows
+TAKE_READS = 4096  # rows of one such block read through the old column's map between releases, in row order
+
+
 def take_rows(column: np.ndarray, rows: np.ndarray, spill: Spill | None = None) -> np.ndarray:
-    """column[rows]; a spilled column's rows go to a new spilled column when `spill` is given."""
-    return spill.gather(column, rows) if spill and isinstance(column, np.memmap) else column[rows]
+    """column[rows]; a spilled column's rows go to a new spilled column when `spill` is given.
+
+    The new column is made a block of rows at a time, each block's rows read from the old column's
+    map in ascending order, a stretch at a time with its pages handed back after each: rows read in
+    a random order would touch pages all over the map between releases (and each touch makes the
+    page-cache folio around it resident), so the whole old column would be resident.
+    """
+    if not (spill and isinstance(column, np.memmap)):
+        return column[rows]
+    rows = np.asarray(rows)
+    path = spill.new_file()
+    with open(path, "wb") as f:
+        for lo in range(0, len(rows), TAKE_BLOCK):
+            block = rows[lo : lo + TAKE_BLOCK]
+            order = np.argsort(block, kind="stable")
+            out = np.empty((len(block), *column.shape[1:]), dtype=column.dtype)
+            for at in range(0, len(order), TAKE_READS):
+                pick = order[at : at + TAKE_READS]
+                out[pick] = column[block[pick]]
+                release(column)
+            f.write(out.tobytes())
+    return spill.open(path, column.dtype, (len(rows), *column.shape[1:]))
 
 
 def distinct(column: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

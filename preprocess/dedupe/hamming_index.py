@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from preprocess.spill import release
+
 log = logging.getLogger(__name__)
 
 BITS = 64
@@ -295,6 +297,7 @@ def near_pairs(hashes: np.ndarray, max_distance: int, *, chunk: int = CHUNK_PAIR
     # hashes grouped by value: members[bounds[v]:bounds[v+1]] hold distinct[v], in index order
     members = np.argsort(h, kind="stable").astype(index)
     ordered = h[members]
+    release(h)  # a spilled column's pages (the sort read all of them)
     new = np.empty(len(h), dtype=bool)
     new[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])

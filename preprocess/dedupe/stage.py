@@ -42,7 +42,7 @@ from preprocess.dedupe.image_pairs import FacesByImage, ImageSizes, faces_of_ima
 from preprocess.dedupe.phash import Source, to_hex
 from preprocess.dedupe.sources import SourceTable, read_sources
 from preprocess.groups import components, label_edges, run_edges, same_key_edges
-from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, release
+from preprocess.spill import Spill, blocks, fixed_mmap_threshold, gather_blocks, read_rows, release
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def representatives(labels: np.ndarray, source_pixels: np.ndarray, box_area: np.
         rows = members[starts[lo] : ends[hi - 1]]
         group = labels[rows]
         # the last key sorts first; rows are in face order within a group, so ties keep the first
-        ranked = np.lexsort((-np.asarray(score[rows]), -np.asarray(box_area[rows]), -np.asarray(source_pixels[rows]), group))
+        ranked = np.lexsort((-read_rows(score, rows), -read_rows(box_area, rows), -read_rows(source_pixels, rows), group))
         release(score, box_area)
         head = np.r_[True, group[ranked][1:] != group[ranked][:-1]]
         winners = rows[ranked[head]]
@@ -189,7 +189,7 @@ def source_image_edges(
     at = lookup_column(sources.image_id, faces.image_id, faces.has_image, LOOKUP_ROWS)
     used[at[at >= 0]] = True
     del at
-    place = np.flatnonzero(used)
+    place = np.flatnonzero(used).astype(np.int32 if len(used) < 2**31 else np.int64)
     del used
     shards = Path(params.paths.raw) / "shards"  # the crawl's (docs/architecture.md)
     on_disk = np.array([(shards / name).is_file() for name in sources.shards] + [False])  # shard code -1 reads the last
@@ -237,12 +237,22 @@ def cached_image_hashes(cache_path: Path, faces: FaceTable) -> tuple[np.ndarray,
     return names[listed], hashes
 
 
+def rows_of_kept(column: np.ndarray, rows: slice, kept: np.ndarray) -> np.ndarray:
+    """column[kept] for the block `rows` whose kept faces are `kept`: most faces keep themselves, so the block is read
+    in order and only the others' rows are read from the column's file (spill.read_rows), never at random through its map."""
+    out = np.array(column[rows])
+    other = np.flatnonzero(kept != np.arange(rows.start, rows.stop))
+    if len(other):
+        out[other] = read_rows(column, kept[other])
+    return out
+
+
 def dup_kinds(hashes: Hashes, kept_of: np.ndarray, face_labels: np.ndarray) -> np.ndarray:
     """Each face's dup_kind as a code: 0 for a kept face, else 1 + its index in DUP_KINDS."""
     kinds = np.empty(len(kept_of), dtype=np.int8)
     for rows in gather_blocks(len(kept_of)):  # spilled digests: a block at a time, some read at random
         kept = kept_of[rows]
-        exact = hashes.pixel_sha256[rows] == hashes.pixel_sha256[kept]
+        exact = hashes.pixel_sha256[rows] == rows_of_kept(hashes.pixel_sha256, rows, kept)
         release(hashes.pixel_sha256)
         near = face_labels[rows] == face_labels[kept]
         block = np.where(exact, 1, np.where(near, 2, 3)).astype(np.int8)
@@ -255,9 +265,9 @@ def manifest_rows(faces: FaceTable, hashes: Hashes, kept_of: np.ndarray, kinds: 
     """The dedup manifest's records, one per hashed face in face-ID order (spilled columns read a block at a time)."""
     for rows in gather_blocks(len(kept_of)):
         phash = np.asarray(hashes.phash[rows])
-        distance = popcount64(phash ^ hashes.phash[kept_of[rows]])
+        distance = popcount64(phash ^ rows_of_kept(hashes.phash, rows, kept_of[rows]))
         face_ids, image_ids, has_image = faces.face_id[rows], faces.image_id[rows], faces.has_image[rows]
-        group_ids = faces.face_id[kept_of[rows]]
+        group_ids = rows_of_kept(faces.face_id, rows, kept_of[rows])
         for k, i in enumerate(range(rows.start, rows.stop)):
             yield {
                 "face_id": decode(face_ids[k]),
@@ -305,6 +315,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
             hashes.keep(hashed, spill)
             faces = table
             del table, hashed
+            hashes.phash = spill.save(hashes.phash)  # the searches work on the distinct hashes; this is for the output
             if dp.image_max_distance > 0:
                 image_edges, image_names, image_hashes, images, image_reused = source_image_edges(
                     params, faces, sources, pool, lambda done: report(total // 2 + done, total), spill
@@ -315,7 +326,6 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
                 image_names, image_hashes = cached_image_hashes(cache_path, faces)
         report(total, total)
 
-        hashes.phash = spill.save(hashes.phash)  # the search works on the distinct hashes; this is for the output
         face_labels = group_faces(hashes.phash, hashes.pixel_sha256, dp.max_distance, workers)
         n = len(faces)
         labels = components(n, [label_edges(face_labels), image_edges]) if len(image_edges) else face_labels

@@ -131,3 +131,17 @@ def test_lookup_in_spilled_keys_by_hash_equals_a_binary_search_also_when_hashes_
         assert np.array_equal(lookup_column(spilled, queries), lookup(keys, queries))
         repeated = sp.save(np.array([b"a", b"a", b"b", b"c", b"c"], dtype="S1"))
         assert lookup_column(repeated, np.array([b"c", b"a", b"d"], dtype="S1")).tolist() == [3, 0, -1]
+
+
+def test_rows_taken_from_a_spilled_column_in_any_order_equal_those_of_the_array(tmp_path, monkeypatch):
+    monkeypatch.setattr(columns, "TAKE_BLOCK", 11)
+    monkeypatch.setattr(columns, "TAKE_READS", 4)
+    rng = np.random.default_rng(7)
+    boxes = rng.random((50, 4))
+    ids = np.array([f"{v:x}".encode() for v in rng.integers(0, 10**6, 50)], dtype="S5")
+    rows = np.concatenate([rng.permutation(50), rng.integers(0, 50, 17)])
+    with Spill(tmp_path) as sp:
+        for column in (boxes, ids):
+            taken = columns.take_rows(sp.save(column), rows, sp)
+            assert isinstance(taken, np.memmap) and np.array_equal(taken, column[rows])
+        assert len(columns.take_rows(sp.save(ids), rows[:0], sp)) == 0
