@@ -219,6 +219,8 @@ def source_image_edges(
     hashes.keep(hashed, spill)
     del hashed
     pairs = near_pairs(hashes.phash, params.dedupe.image_max_distance)
+    if spill:
+        hashes.phash = spill.save(hashes.phash)  # for the cache, written at the end
     image_of = lookup_column(names, faces.image_id, faces.has_image, LOOKUP_ROWS)
     edges = faces_of_image_pairs(pairs, FacesByImage(image_of, faces.box, faces.box_ok, len(names)), ImageSizes(hashes.width, hashes.height), params.dedupe.box_iou)
     hashes.release()
@@ -336,6 +338,7 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         release(faces.box_area, faces.score)
         del source_pixels
         kinds = dup_kinds(hashes, kept_of, face_labels)
+        del face_labels
 
         by_kind = np.bincount(kinds, minlength=len(DUP_KINDS) + 1)
         sizes = np.bincount(labels, minlength=1)
@@ -353,12 +356,14 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
             hashes_reused=reused,
             output=str(out),
         )
+        largest = int(np.argmax(sizes))
+        del sizes, labels  # a group size and a label per face: not needed for writing
         if summary.largest_group > max(5, 0.1 * n):
             log.warning(
                 "%d of %d faces fell into one duplicate group: these faces look alike to the perceptual hash "
                 "(see group %s in %s/manifest.jsonl); if they are different pictures, lower dedupe.max_distance "
                 "(or dedupe.image_max_distance when their dup_kind is near_image)",
-                summary.largest_group, n, decode(faces.face_id[kept_of[int(np.argmax(sizes))]]), out,
+                summary.largest_group, n, decode(faces.face_id[kept_of[largest]]), out,
             )
         write_jsonl(out / "manifest.jsonl", manifest_rows(faces, hashes, kept_of, kinds))
         write_jsonl(out / "rejects.jsonl", rejects)
