@@ -14,7 +14,7 @@ import numpy as np
 
 from anigan.files import read_jsonl
 from anigan.shards import Member
-from preprocess.columns import Vocabulary, chunked, encode, lookup
+from preprocess.columns import HashedKeys, Vocabulary, chunked, encode, lookup
 from preprocess.spill import Spill, release
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ class SourceTable:
     def spill(self, spill: Spill) -> None:
         """Move every column to `spill`: images are looked up a few at a time from here on."""
         for name in ("image_id", "pixels", "shard", "offset", "size"):
-            setattr(self, name, spill.save(getattr(self, name)))
+            if not isinstance(getattr(self, name), np.memmap):
+                setattr(self, name, spill.save(getattr(self, name)))
 
     def member(self, i: int) -> Member | None:
         code = int(self.shard[i])
@@ -49,7 +50,7 @@ def _pixels(record: dict) -> int | None:
 
 
 def read_sources(raw_manifest: Path, image_ids: np.ndarray) -> SourceTable:
-    """Sizes and places of the images `image_ids` (sorted, distinct 'S'); all unknown when there is no manifest.
+    """Sizes and places of the images `image_ids` (sorted, distinct 'S', spilled or not); all unknown when there is no manifest.
 
     The first record of an image that names a shard member places it; its size is the last one
     given up to that record.
@@ -60,11 +61,13 @@ def read_sources(raw_manifest: Path, image_ids: np.ndarray) -> SourceTable:
         log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
         return table
     shards = Vocabulary()
+    index = HashedKeys(image_ids) if isinstance(image_ids, np.memmap) else None  # spilled IDs: no binary search through their map
     # only the fields used travel in a chunk, never whole records (a raw record carries its tags)
     fields = ((r.get("image_id"), Member.of(r), _pixels(r)) for r in read_jsonl(raw_manifest))
     for chunk in chunked(fields):
         ids = [image_id for image_id, _, _ in chunk]
-        found = lookup(image_ids, np.array([encode(i) if isinstance(i, str) else b"" for i in ids], dtype="S"))
+        queries = np.array([encode(i) if isinstance(i, str) else b"" for i in ids], dtype="S")
+        found = index.find(queries) if index else lookup(image_ids, queries)
         release(image_ids)
         found[[not isinstance(i, str) for i in ids]] = -1  # a record without an image ID is no face's source
         for k in np.nonzero(found >= 0)[0].tolist():

@@ -300,7 +300,8 @@ def run_dedupe(params: Params, progress: Callable[[int, int], None] | None = Non
         dp = params.dedupe
         table, rejects = read_face_table(faces_dir, spill)
         bad_ids = len(rejects)
-        sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", distinct(table.image_id, table.has_image))
+        # the distinct source IDs (64 bytes each) go to a file at once: the raw manifest is read against them
+        sources = read_sources(Path(params.paths.raw) / "manifest.jsonl", spill.save(distinct(table.image_id, table.has_image)))
         sources.spill(spill)
         cache_path = out / "hashes.jsonl"
         report = progress or (lambda done, total: None)
