@@ -233,10 +233,7 @@ class HashedKeys:
 
     def __init__(self, sorted_keys: np.ndarray) -> None:
         self.keys = sorted_keys
-        hashes = np.empty(len(sorted_keys), dtype=np.uint64)
-        for rows in blocks(len(sorted_keys)):  # a sequential pass through the map
-            hashes[rows] = key_hashes(sorted_keys[rows])
-            release(sorted_keys)
+        hashes = column_hashes(sorted_keys)
         self.order = np.argsort(hashes, kind="stable").astype(np.int32 if len(hashes) < 2**31 else np.int64)  # equal hashes in row order
         self.hashes = hashes[self.order]
 
@@ -265,6 +262,15 @@ class HashedKeys:
             more = self.hashes[at] == h[hit]
             at, hit = at[more], hit[more]
         return out
+
+
+def column_hashes(column: np.ndarray) -> np.ndarray:
+    """key_hashes of every value of a column ('S' or 'U', spilled or not), a block at a time: a sequential pass through a map."""
+    hashes = np.empty(len(column), dtype=np.uint64)
+    for rows in blocks(len(column)):
+        hashes[rows] = key_hashes(column[rows])
+        release(column)
+    return hashes
 
 
 def key_hashes(values: np.ndarray) -> np.ndarray:

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from preprocess.columns import column_hashes
 from preprocess.spill import blocks, read_rows, release
 
 # Edges are folded into the labels once this many are pending, so memory stays bounded however
 # many pairs a search yields.
 _FOLD_EVERY = 250_000
 CHECK_ROWS = 1024  # neighbours compared as keys between releases: each pair may touch two pages anywhere in a column
-FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)  # 64-bit FNV-1a
 
 
 def label_edges(labels: np.ndarray) -> np.ndarray:
@@ -75,35 +75,19 @@ def components(n: int, edge_chunks: Iterable[np.ndarray]) -> np.ndarray:
     return parent.astype(np.int64)
 
 
-def value_hashes(column: np.ndarray) -> np.ndarray:
-    """A 64-bit hash (FNV-1a of the stored bytes) of each value of a fixed-width column ('S' or 'U',
-    spilled or not), a block at a time. Equal values hash equal; unequal ones rarely do too."""
-    hashes = np.empty(len(column), dtype=np.uint64)
-    width = column.dtype.itemsize
-    for rows in blocks(len(column)):
-        raw = np.ascontiguousarray(column[rows]).view(np.uint8).reshape(-1, width)
-        h = np.full(len(raw), FNV_OFFSET, dtype=np.uint64)
-        for byte in raw.T:  # one pass per byte position: vectorised over the rows
-            h ^= byte
-            h *= FNV_PRIME  # wraps modulo 2**64, as FNV wants
-        hashes[rows] = h
-        release(column)
-    return hashes
-
-
 def key_runs(keys: np.ndarray, hashes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A stable order of `keys` with equal keys next to each other, and per position in it whether
     the key equals the one before (runs of equal keys; the runs themselves in no meaningful order).
 
     Numbers are sorted as they are. Bytes and text keys are sorted by a 64-bit hash (`hashes`:
-    value_hashes, when made already), made a block at a time, so a spilled column is never held
+    columns.column_hashes, when made already), made a block at a time, so a spilled column is never held
     whole; neighbours with equal hashes are then compared as keys, a few rows between releases,
     and the rare run of equal hashes holding unequal keys is sorted by its keys.
     """
     keys = np.asarray(keys)
     if keys.dtype.kind not in "SU":
         return _runs(keys)
-    hashes = value_hashes(keys) if hashes is None else hashes
+    hashes = column_hashes(keys) if hashes is None else hashes
     order, same = _runs(hashes)
     del hashes
     same_hash = np.flatnonzero(same)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from preprocess import groups
-from preprocess.groups import components, dense_codes, key_runs, same_key_edges, value_hashes
+from preprocess.columns import column_hashes
+from preprocess.groups import components, dense_codes, key_runs, same_key_edges
 from preprocess.spill import Spill
 
 
@@ -77,13 +78,13 @@ def test_dense_codes_are_equal_exactly_for_equal_keys_in_any_kind_of_column(tmp_
             assert sorted(set(codes.tolist())) == list(range(len(set(listed))))
 
 
-def test_value_hashes_are_equal_for_equal_values_spilled_or_not(tmp_path):
+def test_column_hashes_are_equal_for_equal_values_spilled_or_not(tmp_path):
     values = np.array([b"a", b"bb", b"a", b"", b"bb", b"c" * 30], dtype="S")
     with Spill(tmp_path) as spill:
-        hashes = value_hashes(spill.save(values))
+        hashes = column_hashes(spill.save(values))
     assert hashes[0] == hashes[2] and hashes[1] == hashes[4]
     assert len(set(hashes.tolist())) == 4
-    assert np.array_equal(hashes, value_hashes(values))
+    assert np.array_equal(hashes, column_hashes(values))
 
 
 def test_numbers_and_strings_keep_their_edges():
