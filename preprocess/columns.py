@@ -10,7 +10,8 @@ and compare with `lookup`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -224,6 +225,14 @@ def lookup_column(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray 
             found[rows][~np.asarray(mask[rows])] = -1
         release(sorted_keys, column, mask)
     return found
+
+
+def finder(sorted_keys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """`lookup` into `sorted_keys` as a function of 'S' queries: through a `HashedKeys` index when the
+    keys are spilled (a binary search through their map would touch pages anywhere in it)."""
+    if HashedKeys.suits(sorted_keys, sorted_keys):
+        return HashedKeys(sorted_keys).find
+    return partial(lookup, sorted_keys)
 
 
 class HashedKeys:

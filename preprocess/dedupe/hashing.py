@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from anigan.files import append_jsonl, read_jsonl
-from preprocess.columns import HashedKeys, chunked, decode, encode, keep_rows, lookup
+from preprocess.columns import chunked, decode, encode, finder, keep_rows
 from preprocess.dedupe.phash import FaceHash, HashFailure, Source, from_hex, hash_files, to_hex
 from preprocess.imageio import MAX_FACE_PIXELS
 from preprocess.spill import Spill, blocks, release
@@ -101,12 +101,12 @@ def read_cache(path: Path, key: str, names: np.ndarray, id_width: int = DIGEST_W
     first_line = np.full(len(names), -1, np.int64)
     # a line's key and parsed hashes travel in a chunk, not the record
     parsed = ((n, r[key], parse_cache_record(r, id_width)) for n, r in enumerate(read_jsonl(path, missing_ok=True)) if r.get("hash") == HASH_VERSION and isinstance(r.get(key), str))
-    index = HashedKeys(names) if HashedKeys.suits(names, np.zeros(0, dtype="S1")) else None  # spilled names: no binary search through their map
+    find = finder(names)
     for lines in chunked(line for line in parsed if line[2] is not None):
         keys = np.array([encode(name) for _, name, _ in lines], dtype="S")
         found = np.empty(len(keys), dtype=np.int64)
         for rows in blocks(len(keys), SCATTER_ROWS):  # each lookup reads pages of spilled names
-            found[rows] = index.find(keys[rows]) if index else lookup(names, keys[rows])
+            found[rows] = find(keys[rows])
             release(names)
         del keys
         hashes.release()

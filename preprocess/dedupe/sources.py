@@ -14,7 +14,7 @@ import numpy as np
 
 from anigan.files import read_jsonl
 from anigan.shards import Member
-from preprocess.columns import HashedKeys, Vocabulary, chunked, encode, lookup
+from preprocess.columns import Vocabulary, chunked, encode, finder
 from preprocess.spill import Spill, release
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,13 @@ def read_sources(raw_manifest: Path, image_ids: np.ndarray) -> SourceTable:
         log.info("%s not found: representatives are chosen by face box, score and ID only", raw_manifest)
         return table
     shards = Vocabulary()
-    index = HashedKeys(image_ids) if isinstance(image_ids, np.memmap) else None  # spilled IDs: no binary search through their map
+    find = finder(image_ids)
     # only the fields used travel in a chunk, never whole records (a raw record carries its tags)
     fields = ((r.get("image_id"), Member.of(r), _pixels(r)) for r in read_jsonl(raw_manifest))
     for chunk in chunked(fields):
         ids = [image_id for image_id, _, _ in chunk]
         queries = np.array([encode(i) if isinstance(i, str) else b"" for i in ids], dtype="S")
-        found = index.find(queries) if index else lookup(image_ids, queries)
+        found = find(queries)
         release(image_ids)
         found[[not isinstance(i, str) for i in ids]] = -1  # a record without an image ID is no face's source
         for k in np.nonzero(found >= 0)[0].tolist():

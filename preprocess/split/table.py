@@ -16,7 +16,7 @@ import numpy as np
 from anigan.errors import UserError
 from anigan.files import read_jsonl
 from anigan.shards import Member
-from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, last_of_each, lookup, take_rows
+from preprocess.columns import ColumnBuilder, Vocabulary, chunked, encode, finder, last_of_each, take_rows
 from preprocess.spill import BLOCK_ROWS, Spill, blocks, release
 
 
@@ -91,8 +91,9 @@ def read_split_table(faces_manifest: Path, dedup_manifest: Path, spill: Spill | 
         for r in read_jsonl(faces_manifest)
         if isinstance(r.get("face_id"), str)
     )
+    find = finder(sorted_ids)
     for chunk in chunked(fields):
-        found = lookup(sorted_ids, np.array([encode(fid) for fid, *_ in chunk], dtype="S"))
+        found = find(np.array([encode(fid) for fid, *_ in chunk], dtype="S"))
         release(sorted_ids)
         positions = last_of_each(found)
         rows = by_id[found[positions]]
