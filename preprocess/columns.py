@@ -215,12 +215,11 @@ def lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 def lookup_column(sorted_keys: np.ndarray, column: np.ndarray, mask: np.ndarray | None = None, block_rows: int | None = None) -> np.ndarray:
     """lookup(sorted_keys, column), -1 also where `mask` is False; `block_rows` (default BLOCK_ROWS) of the column at a time,
-    so a spilled one is never held whole. Spilled 'S' keys are found through a `HashedKeys` index (a binary search
-    through their map would touch pages anywhere); others by `lookup`, fewer rows at a time when `sorted_keys` is spilled."""
+    so a spilled one is never held whole; spilled 'S' keys through a `HashedKeys` index (see `finder`)."""
     found = np.empty(len(column), dtype=np.int64)
-    index = HashedKeys(sorted_keys) if HashedKeys.suits(sorted_keys, column) else None
-    for rows in blocks(len(column), None if index else block_rows):
-        found[rows] = index.find(column[rows]) if index else lookup(sorted_keys, column[rows])
+    find = finder(sorted_keys)
+    for rows in blocks(len(column), block_rows):
+        found[rows] = find(column[rows])
         if mask is not None:
             found[rows][~np.asarray(mask[rows])] = -1
         release(sorted_keys, column, mask)

@@ -122,9 +122,8 @@ def _alive(pid: int) -> bool:
 class Spill:
     """A temporary folder beside `beside` (the same filesystem as the output) for spilled columns."""
 
-    def __init__(self, beside: str | Path, gather_rows: int | None = None) -> None:
+    def __init__(self, beside: str | Path) -> None:
         self.beside = Path(beside)
-        self.gather_rows = gather_rows or GATHER_ROWS
         self.root: Path | None = None
         self._count = 0
 
@@ -169,12 +168,3 @@ class Spill:
             f.writelines(array[lo : lo + (1 << 16)].tobytes() for lo in range(0, len(array), 1 << 16))
         release(array)
         return self.open(path, array.dtype, array.shape)
-
-    def gather(self, column: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """column[rows] as a spilled column, gathered a block at a time with the pages read handed back after each."""
-        path = self.new_file()
-        with open(path, "wb") as f:
-            for lo in range(0, len(rows), self.gather_rows):
-                f.write(np.ascontiguousarray(column[rows[lo : lo + self.gather_rows]]).tobytes())
-                release(column)
-        return self.open(path, column.dtype, (len(rows), *column.shape[1:]))
